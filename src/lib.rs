@@ -1,0 +1,51 @@
+//! Exact affine int8 quantization and quantized linear layers over
+//! [`ndarray`].
+//!
+//! ```
+//! use ndarray::array;
+//! use qlinear::{F32Bias, QuantParams, QuantizedLinear};
+//!
+//! // Parameters from real ranges, as the notebook derives them.
+//! let px = QuantParams::from_range(-1.0, 1.0)?;
+//! let pw = QuantParams::from_range(-0.5, 0.5)?;
+//! let py = QuantParams::from_range(-2.0, 2.0)?;
+//!
+//! let w = array![[0.25f32, -0.5, 0.125], [0.5, 0.25, -0.25]]; // 2 inputs × 3 outputs
+//! let b = array![0.1f32, 0.0, -0.1];
+//! let layer = QuantizedLinear::from_f32(&w, pw, F32Bias::Int32(b.view()), px, py)?;
+//!
+//! let x = array![[0.5f32, -0.25], [1.0, 1.0]];
+//! let y = layer.forward_f32(&x)?;
+//! let exact = x.dot(&w) + &b;
+//! // Within the bound the scales imply (see the README's "Accuracy").
+//! assert!((&y - &exact).iter().all(|e| e.abs() < 0.03));
+//! # Ok::<(), qlinear::QuantError>(())
+//! ```
+//!
+//! The arithmetic is the notebook's (`seed/notebook.txt`), reproduced bit
+//! for bit: [`quantize`] in `f32` with ties to even, [`dequantize`] in
+//! `f64`, an exact integer accumulator (never a silent wrap), and the `f64`
+//! requantization of [`Requantizer::Float64`]. The numbered equations in the
+//! module docs ([`params`], [`quantize()`], [`requant`], [`QuantizedLinear`],
+//! [`metrics`]) are the specification.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod gemm;
+pub mod linear;
+pub mod metrics;
+pub mod params;
+pub mod quantize;
+pub mod requant;
+
+pub use error::QuantError;
+pub use linear::{Bias, F32Bias, QuantizedLinear};
+pub use metrics::{max_abs_error, sqnr_db};
+pub use params::{QuantParams, QuantRange, MIN_SCALE};
+pub use quantize::{dequantize, quantize, try_quantize};
+pub use requant::Requantizer;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

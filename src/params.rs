@@ -1,0 +1,226 @@
+//! Affine quantization parameters and the ways to derive them.
+//!
+//! A real value `r` and its quantized value `q` are related by
+//!
+//! ```text
+//! (1)  r = s · (q − z)
+//! (2)  q = clamp(round_half_even(r / s + z), qmin, qmax)
+//! ```
+//!
+//! with scale `s > 0` and zero point `z`. This module holds `(s, z)`
+//! ([`QuantParams`]), the integer target range `[qmin, qmax]`
+//! ([`QuantRange`]) and the derivations of `(s, z)` from a real range.
+
+use crate::error::QuantError;
+
+/// The smallest scale accepted: below it `1/s` overflows `f32`, and
+/// quantization (which multiplies by `f32(1/s)`) would produce infinities.
+pub const MIN_SCALE: f64 = 1.0 / (f32::MAX as f64);
+
+/// An integer target range `[qmin, qmax]` that quantized values are clamped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct QuantRange {
+    /// Smallest quantized value.
+    pub qmin: i32,
+    /// Largest quantized value.
+    pub qmax: i32,
+}
+
+impl QuantRange {
+    /// Full signed 8-bit range `[-128, 127]`, the notebook's target.
+    pub const INT8: QuantRange = QuantRange {
+        qmin: -128,
+        qmax: 127,
+    };
+
+    /// A range `[qmin, qmax]`; `qmin < qmax` is required.
+    ///
+    /// ```
+    /// # use qlinear::QuantRange;
+    /// assert!(QuantRange::new(-128, 127).is_ok());
+    /// assert!(QuantRange::new(5, 5).is_err());
+    /// ```
+    pub fn new(qmin: i32, qmax: i32) -> Result<QuantRange, QuantError> {
+        if qmin < qmax {
+            Ok(QuantRange { qmin, qmax })
+        } else {
+            Err(QuantError::InvalidTargetRange { qmin, qmax })
+        }
+    }
+
+    /// Number of steps between the bounds, `qmax − qmin`, as `f64`.
+    pub(crate) fn steps(self) -> f64 {
+        (i64::from(self.qmax) - i64::from(self.qmin)) as f64
+    }
+}
+
+/// Scale and zero point of an affine quantization, equations (1) and (2).
+///
+/// The zero point is an `i32` and may lie outside the target range: a real
+/// range that excludes 0 gives such a zero point, and every computation in
+/// the crate stays exact with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantParams {
+    /// Real value of one quantization step, `s` in (1).
+    pub scale: f64,
+    /// Quantized value that represents real 0, `z` in (1).
+    pub zero_point: i32,
+}
+
+impl QuantParams {
+    /// Parameters from a scale and a zero point, validated.
+    ///
+    /// The scale must be finite, positive and at least [`MIN_SCALE`].
+    ///
+    /// ```
+    /// # use qlinear::QuantParams;
+    /// let p = QuantParams::new(0.5, -3).unwrap();
+    /// assert_eq!(p.zero_point, -3);
+    /// assert!(QuantParams::new(0.0, 0).is_err());
+    /// assert!(QuantParams::new(f64::NAN, 0).is_err());
+    /// ```
+    pub fn new(scale: f64, zero_point: i32) -> Result<QuantParams, QuantError> {
+        let params = QuantParams { scale, zero_point };
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// The notebook's `generate_quantization_int8_constants(alpha, beta)`:
+    /// parameters mapping `[alpha, beta]` onto `[-128, 127]`.
+    ///
+    /// `s = (β − α)/255` and `z = trunc((β·(−128) − α·127)/(β − α))`, in
+    /// `f64`, the truncation being Python's `int()`. The range need not
+    /// contain 0; if it does not, `z` falls outside `[-128, 127]`.
+    ///
+    /// ```
+    /// # use qlinear::QuantParams;
+    /// let p = QuantParams::from_range(-100.0, 80.0).unwrap();
+    /// assert_eq!(p.scale, 180.0 / 255.0);
+    /// assert_eq!(p.zero_point, 13);
+    /// ```
+    pub fn from_range(alpha: f64, beta: f64) -> Result<QuantParams, QuantError> {
+        QuantParams::from_range_in(alpha, beta, QuantRange::INT8)
+    }
+
+    /// The notebook's `generate_quantization_constants(alpha, beta, alpha_q,
+    /// beta_q)` for any integer target range:
+    ///
+    /// ```text
+    /// (3)  s = (β − α) / (qmax − qmin)
+    /// (4)  z = trunc((β·qmin − α·qmax) / (β − α))
+    /// ```
+    ///
+    /// ```
+    /// # use qlinear::{QuantParams, QuantRange};
+    /// let p = QuantParams::from_range_in(0.0, 1.0, QuantRange::new(0, 255).unwrap()).unwrap();
+    /// assert_eq!(p.zero_point, 0);
+    /// ```
+    pub fn from_range_in(
+        alpha: f64,
+        beta: f64,
+        range: QuantRange,
+    ) -> Result<QuantParams, QuantError> {
+        check_real_range(alpha, beta)?;
+        let range = QuantRange::new(range.qmin, range.qmax)?;
+        let width = beta - alpha;
+        let scale = width / range.steps();
+        let zero_point = (beta * f64::from(range.qmin) - alpha * f64::from(range.qmax)) / width;
+        let params = QuantParams {
+            scale,
+            zero_point: trunc_to_i32(zero_point)?,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// Checks the invariants [`QuantParams::new`] enforces, for values built
+    /// with a struct literal.
+    pub fn validate(&self) -> Result<(), QuantError> {
+        let s = self.scale;
+        let reciprocal_fits = ((1.0 / s) as f32).is_finite();
+        if s.is_finite() && s > 0.0 && reciprocal_fits {
+            Ok(())
+        } else {
+            Err(QuantError::InvalidScale { scale: s })
+        }
+    }
+}
+
+/// A real range is usable when both bounds are finite and `alpha < beta`.
+pub(crate) fn check_real_range(alpha: f64, beta: f64) -> Result<(), QuantError> {
+    if alpha.is_finite() && beta.is_finite() && alpha < beta && (beta - alpha).is_finite() {
+        Ok(())
+    } else {
+        Err(QuantError::InvalidRange { alpha, beta })
+    }
+}
+
+/// Python's `int(v)` for a float, refusing values outside `i32`.
+fn trunc_to_i32(v: f64) -> Result<i32, QuantError> {
+    let t = v.trunc();
+    if t.is_finite() && t >= f64::from(i32::MIN) && t <= f64::from(i32::MAX) {
+        Ok(t as i32)
+    } else {
+        Err(QuantError::ZeroPointOutOfRange { zero_point: v })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_point_truncates_toward_zero_like_python_int() {
+        // (β·qmin − α·qmax)/(β − α) = (1·(−128) − (−1)·127)/2 = −0.5 → int() gives 0.
+        let p = QuantParams::from_range(-1.0, 1.0).unwrap();
+        assert_eq!(p.zero_point, 0);
+        // Range [1, 2]: (2·(−128) − 1·127)/1 = −383, outside int8 but kept.
+        let p = QuantParams::from_range(1.0, 2.0).unwrap();
+        assert_eq!(p.zero_point, -383);
+    }
+
+    #[test]
+    fn bad_ranges_and_scales_are_errors() {
+        for (a, b) in [
+            (1.0, 1.0),
+            (2.0, 1.0),
+            (f64::NAN, 1.0),
+            (0.0, f64::INFINITY),
+            (f64::NEG_INFINITY, 0.0),
+            (-f64::MAX, f64::MAX),
+        ] {
+            assert!(
+                matches!(
+                    QuantParams::from_range(a, b),
+                    Err(QuantError::InvalidRange { .. })
+                ),
+                "[{a}, {b}]"
+            );
+        }
+        for s in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, MIN_SCALE / 2.0] {
+            assert!(
+                matches!(QuantParams::new(s, 0), Err(QuantError::InvalidScale { .. })),
+                "{s}"
+            );
+        }
+        assert!(QuantParams::new(MIN_SCALE * 1.0001, 0).is_ok());
+    }
+
+    #[test]
+    fn zero_point_beyond_i32_is_an_error() {
+        let r = QuantParams::from_range(1.0e6, 1.0e6 + 1.0e-3);
+        assert!(matches!(r, Err(QuantError::ZeroPointOutOfRange { .. })));
+    }
+
+    #[test]
+    fn tiny_width_gives_scale_error_not_panic() {
+        let r = QuantParams::from_range(0.0, 1e-320);
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn target_range_must_be_ordered() {
+        let r = QuantParams::from_range_in(0.0, 1.0, QuantRange { qmin: 3, qmax: 3 });
+        assert!(matches!(r, Err(QuantError::InvalidTargetRange { .. })));
+    }
+}

@@ -1,0 +1,206 @@
+//! Quantize and dequantize, bit for bit as numpy computes them.
+//!
+//! numpy evaluates the notebook's `np.round(1/s * x + z)` on an `f32` array
+//! with `1/s` and `z` as weak Python scalars, so everything happens in `f32`:
+//!
+//! ```text
+//! (5)  q = clamp(round_half_even(f32(x · f32(1/s)) + f32(z)), qmin, qmax)
+//! ```
+//!
+//! with the product and the sum each rounded to `f32` (no fused
+//! multiply-add), and `1/s` computed in `f64` then rounded to `f32` once.
+//! Dequantization, `s * (q.astype(int32) − z)`, runs in `f64` and is rounded
+//! to `f32` at the end:
+//!
+//! ```text
+//! (6)  r = f32(s · f64(q − z))
+//! ```
+//!
+//! A NaN has no quantized value; [`quantize`] maps it to the quantized value
+//! of real 0 (the zero point, clamped to the range) and [`try_quantize`]
+//! refuses it. Infinities saturate to the range bounds, as any finite value
+//! beyond the range does.
+
+use ndarray::{ArrayBase, Data, Dimension};
+
+use crate::error::QuantError;
+use crate::params::{QuantParams, QuantRange};
+
+/// Equation (5) for one parameter set, with the `f32` constants prepared once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScalarQuantizer {
+    inv_scale: f32,
+    zero_point: f32,
+    qmin: f32,
+    qmax: f32,
+    nan_value: i32,
+}
+
+impl ScalarQuantizer {
+    /// Prepares (5) for `params` onto `range`.
+    pub(crate) fn new(params: QuantParams, range: QuantRange) -> ScalarQuantizer {
+        let zero_point = params.zero_point.clamp(range.qmin, range.qmax);
+        ScalarQuantizer {
+            inv_scale: (1.0 / params.scale) as f32,
+            zero_point: params.zero_point as f32,
+            qmin: range.qmin as f32,
+            qmax: range.qmax as f32,
+            nan_value: zero_point,
+        }
+    }
+
+    /// Equation (5); NaN gives the quantized value of real 0.
+    #[inline]
+    pub(crate) fn quantize(&self, x: f32) -> i32 {
+        let r = (x * self.inv_scale + self.zero_point).round_ties_even();
+        if r.is_nan() {
+            self.nan_value
+        } else {
+            // In range after the clamp, so the cast is exact.
+            r.clamp(self.qmin, self.qmax) as i32
+        }
+    }
+}
+
+/// Equation (6) for one value.
+#[inline]
+pub(crate) fn dequantize_value(q: i32, params: QuantParams) -> f32 {
+    (params.scale * (i64::from(q) - i64::from(params.zero_point)) as f64) as f32
+}
+
+/// Quantizes `x` to int8 with the notebook's arithmetic, equation (5).
+///
+/// Works on arrays of any dimension and layout (views, transposed and
+/// strided views); the result has the same shape. NaN maps to the zero point
+/// clamped to `[-128, 127]`; use [`try_quantize`] to refuse NaN instead.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{quantize, QuantParams};
+///
+/// let p = QuantParams::new(0.5, 3).unwrap();
+/// let q = quantize(&array![[0.0f32, 0.25, -0.75], [1e9, -1e9, f32::NAN]], p);
+/// // 0.25/0.5 + 3 = 3.5 rounds half to even: 4; -0.75/0.5 + 3 = 1.5: 2.
+/// assert_eq!(q, array![[3i8, 4, 2], [127, -128, 3]]);
+/// ```
+pub fn quantize<S, D>(x: &ArrayBase<S, D>, params: QuantParams) -> ndarray::Array<i8, D>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    let quantizer = ScalarQuantizer::new(params, QuantRange::INT8);
+    // The clamp to [-128, 127] makes the narrowing cast exact.
+    x.mapv(|v| quantizer.quantize(v) as i8)
+}
+
+/// Like [`quantize`], but a NaN anywhere in `x` is an error naming its
+/// position.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{try_quantize, QuantError, QuantParams};
+///
+/// let p = QuantParams::new(1.0, 0).unwrap();
+/// let err = try_quantize(&array![1.0f32, f32::NAN], p).unwrap_err();
+/// assert!(matches!(err, QuantError::NonFinite { index: 1, .. }));
+/// ```
+pub fn try_quantize<S, D>(
+    x: &ArrayBase<S, D>,
+    params: QuantParams,
+) -> Result<ndarray::Array<i8, D>, QuantError>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    check_no_nan(x, "input")?;
+    Ok(quantize(x, params))
+}
+
+/// Returns an error for the first NaN of `x`, in logical row-major order.
+pub(crate) fn check_no_nan<S, D>(x: &ArrayBase<S, D>, what: &'static str) -> Result<(), QuantError>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    match x.iter().position(|v| v.is_nan()) {
+        None => Ok(()),
+        Some(index) => Err(QuantError::NonFinite {
+            what,
+            index,
+            value: f64::NAN,
+        }),
+    }
+}
+
+/// Dequantizes int8 values with the notebook's arithmetic, equation (6).
+///
+/// Exact for every zero point: `q − z` is formed in `i64` (numpy forms it
+/// in `int32`, which can wrap for zero points near the `i32` limits).
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{dequantize, QuantParams};
+///
+/// let p = QuantParams::new(0.5, 3).unwrap();
+/// assert_eq!(dequantize(&array![3i8, 4, -128], p), array![0.0f32, 0.5, -65.5]);
+/// ```
+pub fn dequantize<S, D>(q: &ArrayBase<S, D>, params: QuantParams) -> ndarray::Array<f32, D>
+where
+    S: Data<Elem = i8>,
+    D: Dimension,
+{
+    q.mapv(|v| dequantize_value(i32::from(v), params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, s, Array2};
+
+    #[test]
+    fn rounds_half_to_even_not_away() {
+        let p = QuantParams::new(1.0, 0).unwrap();
+        let q = quantize(&array![0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5], p);
+        assert_eq!(q, array![0i8, 2, 2, 0, -2, -2]);
+    }
+
+    #[test]
+    fn infinities_saturate_and_nan_maps_to_clamped_zero_point() {
+        let p = QuantParams::new(1.0, 500).unwrap();
+        let q = quantize(&array![f32::INFINITY, f32::NEG_INFINITY, f32::NAN], p);
+        assert_eq!(q, array![127i8, -128, 127]);
+        let p = QuantParams::new(1.0, -7).unwrap();
+        assert_eq!(quantize(&array![f32::NAN], p), array![-7i8]);
+    }
+
+    #[test]
+    fn any_layout_gives_the_same_values() {
+        let p = QuantParams::new(0.1, 2).unwrap();
+        let a = Array2::from_shape_fn((5, 7), |(i, j)| (i as f32 - 2.0) * 1.3 + j as f32 * 0.37);
+        let want = quantize(&a, p);
+        assert_eq!(quantize(&a.t(), p), want.t());
+        assert_eq!(
+            quantize(&a.slice(s![..;2, 1..;3]), p),
+            want.slice(s![..;2, 1..;3])
+        );
+        assert_eq!(
+            quantize(&a.slice(s![..;-1, ..]), p),
+            want.slice(s![..;-1, ..])
+        );
+    }
+
+    #[test]
+    fn dequantize_is_exact_for_extreme_zero_points() {
+        let p = QuantParams::new(1.0, i32::MIN).unwrap();
+        let r = dequantize(&array![127i8], p);
+        assert_eq!(r[0], (127.0f64 + 2_147_483_648.0) as f32);
+    }
+
+    #[test]
+    fn empty_arrays_round_trip() {
+        let p = QuantParams::new(1.0, 0).unwrap();
+        let e = Array2::<f32>::zeros((0, 3));
+        assert_eq!(quantize(&e, p).shape(), &[0, 3]);
+        assert_eq!(dequantize(&quantize(&e, p), p).shape(), &[0, 3]);
+    }
+}
