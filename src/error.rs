@@ -89,6 +89,11 @@ pub enum QuantError {
         /// The scale it was quantized with, `s_X·s_W`.
         scale: f64,
     },
+    /// An observer asked for parameters before it saw any finite value.
+    NothingObserved {
+        /// Which observer, e.g. `"MinMaxObserver"`.
+        observer: &'static str,
+    },
     /// The worst-case accumulator of a layer does not fit the integer type
     /// its arithmetic needs, so a result could be wrong.
     AccumulatorOverflow {
@@ -160,6 +165,10 @@ impl fmt::Display for QuantError {
                 f,
                 "bias {value} of column {column} does not fit in i32 at scale {scale} \
                  (s_X·s_W): use larger input or weight scales, or an int8 bias"
+            ),
+            QuantError::NothingObserved { observer } => write!(
+                f,
+                "{observer} has not seen any finite value yet: observe calibration data first"
             ),
             QuantError::AccumulatorOverflow {
                 inner_dim,

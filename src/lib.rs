@@ -30,19 +30,22 @@
 //! [`metrics`]) are the specification.
 #![deny(missing_docs)]
 
+pub mod elem;
 pub mod error;
 pub mod gemm;
 pub mod linear;
 pub mod metrics;
+pub mod observer;
 pub mod params;
 pub mod quantize;
 pub mod requant;
 
+pub use elem::{ElemKind, QuantElem};
 pub use error::QuantError;
 pub use linear::{Bias, F32Bias, QuantizedLinear};
 pub use metrics::{max_abs_error, sqnr_db};
-pub use params::{QuantParams, QuantRange, MIN_SCALE};
-pub use quantize::{dequantize, quantize, try_quantize};
+pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
+pub use quantize::{dequantize, quantize, quantize_as, try_quantize};
 pub use requant::Requantizer;
 
 /// The README's examples, compiled and run as doc tests.

@@ -33,6 +33,28 @@ impl QuantRange {
         qmax: 127,
     };
 
+    /// Narrow signed 8-bit range `[-127, 127]`, TFLite's weight range: it
+    /// keeps −128 out so that symmetric weights negate exactly.
+    pub const INT8_NARROW: QuantRange = QuantRange {
+        qmin: -127,
+        qmax: 127,
+    };
+
+    /// Unsigned 8-bit range `[0, 255]`, the PyTorch/ONNX Runtime x86
+    /// activation convention.
+    pub const UINT8: QuantRange = QuantRange { qmin: 0, qmax: 255 };
+
+    /// Reduced signed range `[-64, 63]` (7 bits), PyTorch's `reduce_range`
+    /// for int8.
+    pub const INT8_REDUCED: QuantRange = QuantRange {
+        qmin: -64,
+        qmax: 63,
+    };
+
+    /// Reduced unsigned range `[0, 127]` (7 bits), PyTorch's `reduce_range`
+    /// for uint8 activations.
+    pub const UINT8_REDUCED: QuantRange = QuantRange { qmin: 0, qmax: 127 };
+
     /// A range `[qmin, qmax]`; `qmin < qmax` is required.
     ///
     /// ```
@@ -46,6 +68,11 @@ impl QuantRange {
         } else {
             Err(QuantError::InvalidTargetRange { qmin, qmax })
         }
+    }
+
+    /// Whether `other` lies within this range.
+    pub fn contains(self, other: QuantRange) -> bool {
+        self.qmin <= other.qmin && other.qmax <= self.qmax
     }
 
     /// Number of steps between the bounds, `qmax − qmin`, as `f64`.
@@ -133,6 +160,72 @@ impl QuantParams {
         Ok(params)
     }
 
+    /// Affine parameters as gemmlowp, PyTorch and TFLite derive them: the
+    /// range is widened to include 0, then
+    ///
+    /// ```text
+    /// (3a) min' = min(min, 0),  max' = max(max, 0)
+    /// (3b) s = (max' − min') / (qmax − qmin)
+    /// (4a) z = clamp(round_half_even(qmin − min'/s), qmin, qmax)
+    /// ```
+    ///
+    /// so real 0 is exactly representable and the zero point lies in the
+    /// range. A degenerate range (`min == max`, including all zeros) gives
+    /// scale 1 and zero point 0, as PyTorch's observers do. NaN or infinite
+    /// bounds, or `min > max`, are errors.
+    ///
+    /// ```
+    /// # use qlinear::{QuantParams, QuantRange};
+    /// let p = QuantParams::affine(0.5, 6.0, QuantRange::UINT8).unwrap();
+    /// assert_eq!((p.scale, p.zero_point), (6.0 / 255.0, 0));
+    /// let p = QuantParams::affine(-1.0, 3.0, QuantRange::INT8).unwrap();
+    /// assert_eq!(p.zero_point, -64); // round(−128 + 1/(4/255)) = round(−64.25)
+    /// ```
+    pub fn affine(min: f64, max: f64, range: QuantRange) -> Result<QuantParams, QuantError> {
+        let range = QuantRange::new(range.qmin, range.qmax)?;
+        if let Some(p) = degenerate(min, max, range)? {
+            return Ok(p);
+        }
+        let (lo, hi) = (min.min(0.0), max.max(0.0));
+        let scale = (hi - lo) / range.steps();
+        let z = (f64::from(range.qmin) - lo / scale).round_ties_even();
+        let zero_point = z.clamp(f64::from(range.qmin), f64::from(range.qmax)) as i32;
+        QuantParams::new(scale, zero_point)
+    }
+
+    /// Symmetric parameters: zero point 0 for a signed range, the midpoint
+    /// `(qmin + qmax + 1)/2` for an unsigned one (128 for uint8), and
+    ///
+    /// ```text
+    /// (3c) s = max(|min|, |max|) / ((qmax − qmin)/2)
+    /// ```
+    ///
+    /// as PyTorch's symmetric observers compute it (`/127.5` for int8, `/127`
+    /// for [`QuantRange::INT8_NARROW`], TFLite's symmetric weights). A
+    /// degenerate range gives scale 1 and zero point 0.
+    ///
+    /// ```
+    /// # use qlinear::{QuantParams, QuantRange};
+    /// let p = QuantParams::symmetric(-0.5, 2.54, QuantRange::INT8_NARROW).unwrap();
+    /// assert_eq!((p.scale, p.zero_point), (0.02, 0));
+    /// let p = QuantParams::symmetric(-1.0, 1.0, QuantRange::UINT8).unwrap();
+    /// assert_eq!(p.zero_point, 128);
+    /// ```
+    pub fn symmetric(min: f64, max: f64, range: QuantRange) -> Result<QuantParams, QuantError> {
+        let range = QuantRange::new(range.qmin, range.qmax)?;
+        if let Some(p) = degenerate(min, max, range)? {
+            return Ok(p);
+        }
+        let bound = min.abs().max(max.abs());
+        let scale = bound / (range.steps() / 2.0);
+        let zero_point = if range.qmin < 0 {
+            0
+        } else {
+            ((i64::from(range.qmin) + i64::from(range.qmax) + 1) / 2) as i32
+        };
+        QuantParams::new(scale, zero_point)
+    }
+
     /// Checks the invariants [`QuantParams::new`] enforces, for values built
     /// with a struct literal.
     pub fn validate(&self) -> Result<(), QuantError> {
@@ -153,6 +246,60 @@ pub(crate) fn check_real_range(alpha: f64, beta: f64) -> Result<(), QuantError> 
     } else {
         Err(QuantError::InvalidRange { alpha, beta })
     }
+}
+
+/// How parameters are derived from an observed real range `[min, max]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Scheme {
+    /// The notebook's [`QuantParams::from_range_in`]: the range as given,
+    /// the zero point truncated and possibly outside the target range.
+    Notebook,
+    /// [`QuantParams::affine`] (gemmlowp, PyTorch, TFLite activations).
+    #[default]
+    Affine,
+    /// [`QuantParams::symmetric`] (TFLite weights, PyTorch symmetric).
+    Symmetric,
+}
+
+impl Scheme {
+    /// Parameters for `[min, max]` onto `range` under this scheme. For every
+    /// scheme `min == max` gives scale 1 and zero point 0, and NaN or
+    /// infinite bounds or `min > max` are errors.
+    ///
+    /// ```
+    /// # use qlinear::{QuantRange, Scheme};
+    /// let p = Scheme::Symmetric.params(-1.0, 0.5, QuantRange::INT8_NARROW).unwrap();
+    /// assert_eq!(p.zero_point, 0);
+    /// ```
+    pub fn params(self, min: f64, max: f64, range: QuantRange) -> Result<QuantParams, QuantError> {
+        match self {
+            Scheme::Notebook => match degenerate(min, max, range)? {
+                Some(p) => Ok(p),
+                None => QuantParams::from_range_in(min, max, range),
+            },
+            Scheme::Affine => QuantParams::affine(min, max, range),
+            Scheme::Symmetric => QuantParams::symmetric(min, max, range),
+        }
+    }
+}
+
+/// The shared edge cases of [`QuantParams::affine`] and
+/// [`QuantParams::symmetric`]: invalid bounds are errors, `min == max` gives
+/// scale 1 and zero point 0.
+fn degenerate(min: f64, max: f64, range: QuantRange) -> Result<Option<QuantParams>, QuantError> {
+    if !(min.is_finite() && max.is_finite()) || min > max {
+        return Err(QuantError::InvalidRange {
+            alpha: min,
+            beta: max,
+        });
+    }
+    if min == max {
+        return Ok(Some(QuantParams {
+            scale: 1.0,
+            zero_point: 0i32.clamp(range.qmin, range.qmax),
+        }));
+    }
+    Ok(None)
 }
 
 /// Python's `int(v)` for a float, refusing values outside `i32`.
@@ -216,6 +363,43 @@ mod tests {
     fn tiny_width_gives_scale_error_not_panic() {
         let r = QuantParams::from_range(0.0, 1e-320);
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn affine_widens_to_include_zero_and_clamps_the_zero_point() {
+        let p = QuantParams::affine(2.0, 4.0, QuantRange::INT8).unwrap();
+        assert_eq!(p.scale, 4.0 / 255.0);
+        assert_eq!(p.zero_point, -128);
+        let p = QuantParams::affine(-4.0, -2.0, QuantRange::UINT8).unwrap();
+        assert_eq!(p.zero_point, 255);
+        // s = 1 and qmin − min/s = −127.5 exactly: (4a) rounds to even.
+        let p = QuantParams::affine(-0.5, 254.5, QuantRange::INT8).unwrap();
+        assert_eq!(p.scale, 1.0);
+        assert_eq!(p.zero_point, -128); // −127.5 rounds to −128 (even)
+    }
+
+    #[test]
+    fn degenerate_and_invalid_ranges() {
+        for scheme in [QuantParams::affine, QuantParams::symmetric] {
+            for (lo, hi) in [(0.0, 0.0), (3.5, 3.5), (-2.0, -2.0)] {
+                let p = scheme(lo, hi, QuantRange::INT8).unwrap();
+                assert_eq!((p.scale, p.zero_point), (1.0, 0));
+            }
+            for (lo, hi) in [(f64::NAN, 1.0), (0.0, f64::INFINITY), (1.0, 0.0)] {
+                assert!(matches!(
+                    scheme(lo, hi, QuantRange::INT8),
+                    Err(QuantError::InvalidRange { .. })
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn symmetric_zero_points() {
+        let signed = QuantParams::symmetric(-3.0, 1.0, QuantRange::INT8).unwrap();
+        assert_eq!((signed.scale, signed.zero_point), (3.0 / 127.5, 0));
+        let reduced = QuantParams::symmetric(-3.0, 1.0, QuantRange::UINT8_REDUCED).unwrap();
+        assert_eq!(reduced.zero_point, 64);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 use ndarray::{ArrayBase, Data, Dimension};
 
+use crate::elem::QuantElem;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange};
 
@@ -93,6 +94,51 @@ where
     x.mapv(|v| quantizer.quantize(v) as i8)
 }
 
+/// Quantizes `x` to `T` (`i8` or `u8`) within `range`, equation (5): for
+/// the uint8, narrow and reduced ranges of [`QuantRange`].
+///
+/// Errors if `range` does not fit in `T`. NaN maps to the zero point clamped
+/// into `range`.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{quantize_as, QuantParams, QuantRange};
+///
+/// let p = QuantParams::new(0.1, 128).unwrap();
+/// let q = quantize_as::<u8, _, _>(&array![-12.8f32, 0.0, 12.7, 100.0], p, QuantRange::UINT8).unwrap();
+/// assert_eq!(q, array![0u8, 128, 255, 255]);
+/// let r = quantize_as::<i8, _, _>(&array![100.0f32], p, QuantRange::INT8_NARROW);
+/// assert_eq!(r.unwrap(), array![127i8]);
+/// assert!(quantize_as::<i8, _, _>(&array![1.0f32], p, QuantRange::UINT8).is_err());
+/// ```
+pub fn quantize_as<T, S, D>(
+    x: &ArrayBase<S, D>,
+    params: QuantParams,
+    range: QuantRange,
+) -> Result<ndarray::Array<T, D>, QuantError>
+where
+    T: QuantElem,
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    check_range_fits::<T>(range)?;
+    let quantizer = ScalarQuantizer::new(params, range);
+    Ok(x.mapv(|v| T::from_i32_clamped(quantizer.quantize(v))))
+}
+
+/// `range` must be ordered and lie within `T`.
+pub(crate) fn check_range_fits<T: QuantElem>(range: QuantRange) -> Result<(), QuantError> {
+    let ordered = QuantRange::new(range.qmin, range.qmax)?;
+    if T::RANGE.contains(ordered) {
+        Ok(())
+    } else {
+        Err(QuantError::InvalidTargetRange {
+            qmin: range.qmin,
+            qmax: range.qmax,
+        })
+    }
+}
+
 /// Like [`quantize`], but a NaN anywhere in `x` is an error naming its
 /// position.
 ///
@@ -132,7 +178,8 @@ where
     }
 }
 
-/// Dequantizes int8 values with the notebook's arithmetic, equation (6).
+/// Dequantizes `i8` or `u8` values with the notebook's arithmetic,
+/// equation (6).
 ///
 /// Exact for every zero point: `q − z` is formed in `i64` (numpy forms it
 /// in `int32`, which can wrap for zero points near the `i32` limits).
@@ -144,12 +191,13 @@ where
 /// let p = QuantParams::new(0.5, 3).unwrap();
 /// assert_eq!(dequantize(&array![3i8, 4, -128], p), array![0.0f32, 0.5, -65.5]);
 /// ```
-pub fn dequantize<S, D>(q: &ArrayBase<S, D>, params: QuantParams) -> ndarray::Array<f32, D>
+pub fn dequantize<S, D, T>(q: &ArrayBase<S, D>, params: QuantParams) -> ndarray::Array<f32, D>
 where
-    S: Data<Elem = i8>,
+    S: Data<Elem = T>,
     D: Dimension,
+    T: QuantElem,
 {
-    q.mapv(|v| dequantize_value(i32::from(v), params))
+    q.mapv(|v| dequantize_value(v.to_i32(), params))
 }
 
 #[cfg(test)]

@@ -1,0 +1,69 @@
+//! The integer types quantized values are stored in: `i8` and `u8`.
+
+use crate::params::QuantRange;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i8 {}
+    impl Sealed for u8 {}
+}
+
+/// An 8-bit storage type for quantized values. Implemented for `i8` and
+/// `u8` only.
+pub trait QuantElem:
+    Copy + Default + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed
+{
+    /// Every value the type holds.
+    const RANGE: QuantRange;
+    /// Which activation type this is.
+    const KIND: ElemKind;
+    /// `v`, which the caller has clamped into [`Self::RANGE`].
+    fn from_i32_clamped(v: i32) -> Self;
+    /// The value, widened.
+    fn to_i32(self) -> i32;
+}
+
+/// The two 8-bit quantized types, as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElemKind {
+    /// `i8`.
+    Int8,
+    /// `u8`.
+    Uint8,
+}
+
+impl ElemKind {
+    /// Every value of the type.
+    pub fn range(self) -> QuantRange {
+        match self {
+            ElemKind::Int8 => QuantRange::INT8,
+            ElemKind::Uint8 => QuantRange::UINT8,
+        }
+    }
+}
+
+impl QuantElem for i8 {
+    const RANGE: QuantRange = QuantRange::INT8;
+    const KIND: ElemKind = ElemKind::Int8;
+    #[inline]
+    fn from_i32_clamped(v: i32) -> i8 {
+        v as i8
+    }
+    #[inline]
+    fn to_i32(self) -> i32 {
+        i32::from(self)
+    }
+}
+
+impl QuantElem for u8 {
+    const RANGE: QuantRange = QuantRange::UINT8;
+    const KIND: ElemKind = ElemKind::Uint8;
+    #[inline]
+    fn from_i32_clamped(v: i32) -> u8 {
+        v as u8
+    }
+    #[inline]
+    fn to_i32(self) -> i32 {
+        i32::from(self)
+    }
+}

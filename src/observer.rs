@@ -1,0 +1,1 @@
+//! Calibration observers: real data in, quantization parameters out.
