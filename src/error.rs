@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::elem::ElemKind;
+
 /// What went wrong, with the values that caused it.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -89,10 +91,70 @@ pub enum QuantError {
         /// The scale it was quantized with, `s_X·s_W`.
         scale: f64,
     },
+    /// Options that cannot be combined, with the reason.
+    IncompatibleOptions {
+        /// What conflicts and what to do instead.
+        reason: &'static str,
+    },
+    /// An input activation outside the range the layer was declared with
+    /// (a reduced 7-bit range, say).
+    InputOutOfRange {
+        /// Position in logical row-major order.
+        index: usize,
+        /// The value.
+        value: i32,
+        /// Declared lower bound.
+        qmin: i32,
+        /// Declared upper bound.
+        qmax: i32,
+    },
+    /// Activations of one integer type given to a layer built for the other.
+    ActivationType {
+        /// The type the layer was built for.
+        expected: ElemKind,
+        /// The type given.
+        found: ElemKind,
+    },
+    /// An output clamp `[min, max]` that is empty or outside the output type.
+    InvalidClamp {
+        /// Lower bound as given.
+        min: i32,
+        /// Upper bound as given.
+        max: i32,
+        /// Smallest value of the output type.
+        type_min: i32,
+        /// Largest value of the output type.
+        type_max: i32,
+    },
+    /// A kernel asked for by name that this CPU cannot run, or that is not
+    /// exact for the layer's input range.
+    KernelUnavailable {
+        /// The name asked for.
+        name: String,
+        /// The kernels this CPU can run.
+        available: Vec<&'static str>,
+    },
+    /// An observer configured with a value outside its valid range.
+    InvalidConfig {
+        /// Which setting, and what it accepts.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+    },
     /// An observer asked for parameters before it saw any finite value.
     NothingObserved {
         /// Which observer, e.g. `"MinMaxObserver"`.
         observer: &'static str,
+    },
+    /// A fixed-point multiplier above 1 whose left shift of the accumulator
+    /// could leave `i32` in the 32-bit pipeline the requantizer reproduces.
+    LeftShiftOverflow {
+        /// The multiplier `M`.
+        multiplier: f64,
+        /// Its left shift `e`.
+        shift: i32,
+        /// The largest `|acc|` the layer can produce.
+        acc_bound: u128,
     },
     /// The worst-case accumulator of a layer does not fit the integer type
     /// its arithmetic needs, so a result could be wrong.
@@ -166,9 +228,52 @@ impl fmt::Display for QuantError {
                 "bias {value} of column {column} does not fit in i32 at scale {scale} \
                  (s_X·s_W): use larger input or weight scales, or an int8 bias"
             ),
+            QuantError::IncompatibleOptions { reason } => write!(f, "incompatible options: {reason}"),
+            QuantError::InputOutOfRange {
+                index,
+                value,
+                qmin,
+                qmax,
+            } => write!(
+                f,
+                "input value {value} at flat index {index} (row-major) lies outside the layer's \
+                 declared input range [{qmin}, {qmax}]; quantize the input with that range"
+            ),
+            QuantError::ActivationType { expected, found } => write!(
+                f,
+                "the layer takes {expected:?} activations but was given {found:?}; convert the \
+                 input or build the layer with with_activation_type"
+            ),
+            QuantError::InvalidClamp {
+                min,
+                max,
+                type_min,
+                type_max,
+            } => write!(
+                f,
+                "invalid output clamp [{min}, {max}]: need min <= max within [{type_min}, {type_max}]"
+            ),
+            QuantError::KernelUnavailable { name, available } => write!(
+                f,
+                "kernel {name:?} cannot run this layer on this CPU (the 7-bit kernel needs an \
+                 input range of at most 128 values); available: {available:?}"
+            ),
+            QuantError::InvalidConfig { what, value } => {
+                write!(f, "invalid observer setting {value}: {what}")
+            }
             QuantError::NothingObserved { observer } => write!(
                 f,
                 "{observer} has not seen any finite value yet: observe calibration data first"
+            ),
+            QuantError::LeftShiftOverflow {
+                multiplier,
+                shift,
+                acc_bound,
+            } => write!(
+                f,
+                "multiplier {multiplier} needs acc·2^{shift}, which reaches {acc_bound}·2^{shift} \
+                 and leaves i32 (LiteRT's optimized kernels wrap there); use Rounding::Single or \
+                 Requantizer::TfliteReference, or a larger output scale"
             ),
             QuantError::AccumulatorOverflow {
                 inner_dim,

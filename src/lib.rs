@@ -30,6 +30,7 @@
 //! [`metrics`]) are the specification.
 #![deny(missing_docs)]
 
+pub mod activation;
 pub mod elem;
 pub mod error;
 pub mod gemm;
@@ -39,14 +40,22 @@ pub mod observer;
 pub mod params;
 pub mod quantize;
 pub mod requant;
+pub mod weights;
 
+pub use activation::FusedActivation;
 pub use elem::{ElemKind, QuantElem};
 pub use error::QuantError;
+pub use gemm::{available_kernels, kernel_name, KERNEL_ENV};
 pub use linear::{Bias, F32Bias, QuantizedLinear};
 pub use metrics::{max_abs_error, sqnr_db};
+pub use observer::{
+    HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer,
+    PerChannelMinMaxObserver, PercentileObserver,
+};
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
 pub use quantize::{dequantize, quantize, quantize_as, try_quantize};
-pub use requant::Requantizer;
+pub use requant::{Requantizer, Rounding};
+pub use weights::WeightParams;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,24 +1,28 @@
-//! `QuantizedLinear`: `Y = X·W + b` with int8 activations and weights.
+//! `QuantizedLinear`: `Y = X·W + b` with 8-bit activations and weights.
 //!
 //! The accumulator of (7) is computed as
 //!
 //! ```text
 //! (11) acc[i,j] = dot[i,j] − z_W[j]·r[i] + c[j]
-//!      dot[i,j] = Σ_k Xq[i,k]·Wq[k,j]
-//!      r[i]     = Σ_k Xq[i,k]                      (only when some z_W[j] ≠ 0)
-//!      c[j]     = −z_X·Σ_k Wq[k,j] + p·z_X·z_W[j] + b32[j]
+//!      dot[i,j] = Σ_k x'[i,k]·Wq[k,j]                  (the kernel, x' = Xq + shift)
+//!      r[i]     = Σ_k x'[i,k]                          (only when some z_W[j] ≠ 0)
+//!      c[j]     = −z'·Σ_k Wq[k,j] + p·z'·z_W[j] + b32[j],   z' = z_X + shift
 //! ```
 //!
-//! where `c[j]` belongs to the weights and is computed once, at
-//! construction, together with the output stage's per-column constants.
-//! Every term of (11) is bounded by
+//! where `shift` moves the activations into the kernel's domain (0 for
+//! int8 into the int8 kernels, ±128 or +64 otherwise); (11) equals (7)
+//! exactly for every shift. `c[j]` and the column sums belong to the
+//! weights and are computed once, at construction, with the output stage's
+//! per-column constants. Every term of (11) is bounded by
 //!
 //! ```text
-//! (12) |acc| ≤ p·(128 + |z_X|)·(128 + max_j |z_W[j]|) + max_j |b32[j]|
+//! (12) |acc| ≤ p·(384 + |z_X|)·(128 + max_j |z_W[j]|) + max_j |b32[j]|
 //! ```
 //!
 //! and construction refuses a layer whose bound (12) exceeds `i64::MAX`, so
-//! the `i64` evaluation of (11) is exact for every input.
+//! the `i64` evaluation of (11) is exact for every input. The fixed-point
+//! requantizers need the true accumulator in `i32`; they refuse layers
+//! whose `p·max|x − z_X|·max|w − z_W| + max|b32|` exceeds `i32::MAX`.
 //!
 //! # Accuracy against real arithmetic
 //!
@@ -41,13 +45,22 @@
 //! propagated input and weight error. `tests/accuracy.rs` checks (15) on
 //! random layers and that it is nearly attained.
 
-use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, Ix2};
+use std::marker::PhantomData;
 
+use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, DataMut, Ix2};
+
+use crate::activation::FusedActivation;
+use crate::elem::{ElemKind, QuantElem};
 use crate::error::QuantError;
-use crate::gemm::{self, reference};
+use crate::gemm::driver::Epilogue;
+use crate::gemm::pack::{OutOfRange, PackedWeights};
+use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
-use crate::quantize::{check_no_nan, dequantize, quantize, try_quantize};
-use crate::requant::{Int8BiasTerm, OutputStage, Requantizer};
+use crate::quantize::{check_no_nan, check_range_fits, dequantize, quantize_as, ScalarQuantizer};
+use crate::requant::{
+    with_stage, ColumnRequant, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
+};
+use crate::weights::WeightParams;
 
 /// A bias already quantized.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,15 +68,16 @@ pub enum Bias {
     /// No bias.
     None,
     /// The notebook's int8 bias with its own scale and zero point; it enters
-    /// the output stage in `f64`, equation (8).
+    /// the output stage in `f64`, equation (8), so it needs
+    /// [`Requantizer::Float64`].
     Int8 {
         /// One quantized value per output column.
         values: Array1<i8>,
         /// The bias's own parameters.
         params: QuantParams,
     },
-    /// The TFLite convention: scale `s_X·s_W`, zero point 0, added to the
-    /// exact accumulator.
+    /// The TFLite convention: scale `s_X·s_W[j]`, zero point 0, added to
+    /// the exact accumulator.
     Int32(Array1<i32>),
 }
 
@@ -79,18 +93,42 @@ pub enum F32Bias<'a> {
         /// Parameters to quantize the bias with.
         params: QuantParams,
     },
-    /// Quantize to int32 with scale `s_X·s_W` and zero point 0 (TFLite):
-    /// `b32[j] = round_half_even(f64(b[j]) / (s_X·s_W))`; a value that does
-    /// not fit in `i32` is an error.
+    /// Quantize to int32 with scale `s_X·s_W[j]` and zero point 0 (TFLite):
+    /// `b32[j] = round_half_even(f64(b[j]) / (s_X·s_W[j]))`; a value that
+    /// does not fit in `i32` is an error naming its column.
     Int32(ArrayView1<'a, f32>),
 }
 
-/// A linear layer `Y = X·W + b` over int8, exact and reproducible.
+/// How outputs are clamped, resolved against the output params.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OutputClamp {
+    Activation(FusedActivation),
+    Explicit(i32, i32),
+}
+
+/// Everything derived from the layer's parameters, rebuilt when an option
+/// changes.
+#[derive(Debug, Clone)]
+struct Prepared {
+    kernel: KernelChoice,
+    shift: i32,
+    w_zero_points: Vec<i32>,
+    /// `−z_W[j]`; empty when every weight zero point is 0.
+    neg_w_zero_points: Vec<i64>,
+    column_terms: Vec<i64>,
+    bias32: Vec<i64>,
+    clamp: (i32, i32),
+    stage: OutputStage,
+}
+
+/// A linear layer `Y = X·W + b` over 8-bit integers, exact and reproducible.
 ///
-/// `W` is p×n (inputs × outputs, the notebook's layout). Build it from
-/// quantized parts with [`from_quantized`](Self::from_quantized) or from
-/// real weights with [`from_f32`](Self::from_f32); run it with
-/// [`forward`](Self::forward) (int8 in, int8 out) or
+/// `W` is p×n (inputs × outputs, the notebook's layout), packed once for
+/// the fastest kernel this CPU supports. Build it from quantized parts with
+/// [`from_quantized`](Self::from_quantized) or from real weights with
+/// [`from_f32`](Self::from_f32); choose the arithmetic with
+/// [`with_requantizer`](Self::with_requantizer); run it with
+/// [`forward`](Self::forward) (8-bit in, 8-bit out) or
 /// [`forward_f32`](Self::forward_f32).
 ///
 /// ```
@@ -104,94 +142,65 @@ pub enum F32Bias<'a> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct QuantizedLinear {
-    /// `W` transposed, row-major: output column `j`'s weights are
-    /// `weights_t[j·p .. (j+1)·p]`.
-    weights_t: Vec<i8>,
-    in_features: usize,
-    out_features: usize,
-    weight: QuantParams,
+    packed: PackedWeights,
+    spec: Spec,
+    prepared: Prepared,
+}
+
+/// What the user chose; everything in [`Prepared`] derives from it.
+#[derive(Debug, Clone)]
+struct Spec {
+    weight: WeightParams,
     input: QuantParams,
     output: QuantParams,
     bias: Bias,
-    w_zero_points: Vec<i32>,
-    needs_row_sums: bool,
-    column_terms: Vec<i64>,
-    stage: OutputStage,
+    requantizer: Requantizer,
+    activation_type: ElemKind,
+    input_range: QuantRange,
+    clamp: OutputClamp,
+    kernel_request: Option<KernelChoice>,
 }
 
 impl QuantizedLinear {
-    /// A layer from int8 weights `w_q` (p×n) with params `weight`, a bias,
-    /// and the input and output params.
+    /// A layer from int8 weights `w_q` (p×n), their params (per tensor or
+    /// per channel), a bias, and the input and output params. Activations
+    /// are int8 and the requantizer is the notebook's until changed.
     ///
-    /// Errors: an invalid scale in any params, a bias whose length is not
-    /// `n`, a requantization multiplier that is not finite, or a layer whose
-    /// accumulator bound (12) exceeds `i64`.
+    /// Errors: an invalid scale in any params, a bias or per-channel list
+    /// whose length is not `n`, a requantization multiplier that is not
+    /// finite, or a layer whose accumulator bound (12) exceeds `i64`.
     pub fn from_quantized(
         w_q: Array2<i8>,
-        weight: QuantParams,
+        weight: impl Into<WeightParams>,
         bias: Bias,
         input: QuantParams,
         output: QuantParams,
     ) -> Result<QuantizedLinear, QuantError> {
-        weight.validate()?;
-        input.validate()?;
-        output.validate()?;
-        let (p, n) = w_q.dim();
-        let w_zero_points = vec![weight.zero_point; n];
-        let weight_scales = vec![weight.scale; n];
-        let (bias32, int8_bias) = match &bias {
-            Bias::None => (vec![0; n], None),
-            Bias::Int8 { values, params } => {
-                check_len("bias", n, values.len())?;
-                params.validate()?;
-                (vec![0; n], Some((values.to_vec(), *params)))
-            }
-            Bias::Int32(values) => {
-                check_len("bias", n, values.len())?;
-                (values.to_vec(), None)
-            }
-        };
-        let max_bias = bias32.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
-        check_accumulator_bound(p, input.zero_point, &w_zero_points, max_bias)?;
-
-        let stage = OutputStage::float64(
-            input,
-            &weight_scales,
-            output,
-            int8_bias.as_ref().map(|(values, params)| Int8BiasTerm {
-                values,
-                params: *params,
-            }),
-            QuantRange::INT8,
-        )?;
-
-        let weights_t: Vec<i8> = w_q.t().iter().copied().collect();
-        let zx = i64::from(input.zero_point);
-        let column_terms = (0..n)
-            .map(|j| {
-                let w_sum = gemm::sum(&weights_t[j * p..(j + 1) * p]);
-                let zw = i64::from(w_zero_points[j]);
-                -zx * w_sum + p as i64 * zx * zw + i64::from(bias32[j])
-            })
-            .collect();
-        let needs_row_sums = w_zero_points.iter().any(|&z| z != 0);
-        Ok(QuantizedLinear {
-            weights_t,
-            in_features: p,
-            out_features: n,
-            weight,
+        let spec = Spec {
+            weight: weight.into(),
             input,
             output,
             bias,
-            w_zero_points,
-            needs_row_sums,
-            column_terms,
-            stage,
+            requantizer: Requantizer::Float64,
+            activation_type: ElemKind::Int8,
+            input_range: QuantRange::INT8,
+            clamp: OutputClamp::Activation(FusedActivation::None),
+            kernel_request: None,
+        };
+        let kernel = spec.kernel()?;
+        let (nr, kg) = kernel.layout();
+        let packed = PackedWeights::new(&w_q, nr, kg);
+        let prepared = spec.prepare(&packed, kernel)?;
+        Ok(QuantizedLinear {
+            packed,
+            spec,
+            prepared,
         })
     }
 
-    /// A layer from real weights `w` (p×n), quantized with `weight`, and a
-    /// real bias quantized as [`F32Bias`] says.
+    /// A layer from real weights `w` (p×n), quantized with `weight` (per
+    /// tensor, or column `j` with channel `j`'s params), and a real bias
+    /// quantized as [`F32Bias`] says.
     ///
     /// ```
     /// use ndarray::array;
@@ -212,7 +221,7 @@ impl QuantizedLinear {
     /// ```
     pub fn from_f32<S>(
         w: &ArrayBase<S, Ix2>,
-        weight: QuantParams,
+        weight: impl Into<WeightParams>,
         bias: F32Bias<'_>,
         input: QuantParams,
         output: QuantParams,
@@ -220,45 +229,231 @@ impl QuantizedLinear {
     where
         S: Data<Elem = f32>,
     {
-        weight.validate()?;
+        let weight = weight.into();
         input.validate()?;
         check_no_nan(w, "weights")?;
         let n = w.ncols();
+        let (scales, zero_points) = weight.expand(n)?;
+        let quantizers: Vec<ScalarQuantizer> = scales
+            .iter()
+            .zip(&zero_points)
+            .map(|(&scale, &zero_point)| {
+                ScalarQuantizer::new(QuantParams { scale, zero_point }, QuantRange::INT8)
+            })
+            .collect();
+        let w_q = Array2::from_shape_fn(w.dim(), |(k, j)| quantizers[j].quantize(w[[k, j]]) as i8);
         let bias = match bias {
             F32Bias::None => Bias::None,
             F32Bias::Int8 { values, params } => {
                 check_len("bias", n, values.len())?;
                 params.validate()?;
+                check_no_nan(&values, "bias")?;
                 Bias::Int8 {
-                    values: try_quantize(&values, params).map_err(|e| rename(e, "bias"))?,
+                    values: quantize_as(&values, params, QuantRange::INT8)?,
                     params,
                 }
             }
             F32Bias::Int32(values) => {
                 check_len("bias", n, values.len())?;
-                Bias::Int32(quantize_bias_i32(values, input.scale * weight.scale)?)
+                let bias_scales: Vec<f64> = scales.iter().map(|s_w| input.scale * s_w).collect();
+                Bias::Int32(quantize_bias_i32(values, &bias_scales)?)
             }
         };
-        QuantizedLinear::from_quantized(quantize(w, weight), weight, bias, input, output)
+        QuantizedLinear::from_quantized(w_q, weight, bias, input, output)
     }
 
-    /// Runs the layer on int8 input `x` (m×p, any layout): int8 out (m×n).
+    /// The same layer with another requantizer (see [`Requantizer`]).
     ///
-    /// Errors if `x` does not have `p` columns.
-    pub fn forward<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<i8>, QuantError>
+    /// Errors if the requantizer cannot represent the layer's multipliers,
+    /// needs an int32 accumulator the layer could exceed, or cannot take an
+    /// int8 bias.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{Bias, QuantParams, QuantizedLinear, Requantizer, Rounding};
+    /// let p = QuantParams::new(0.5, 1).unwrap();
+    /// let w = QuantParams::new(0.5, 0).unwrap();
+    /// let layer = QuantizedLinear::from_quantized(array![[3i8]], w, Bias::None, p, p)?
+    ///     .with_requantizer(Requantizer::FixedPoint(Rounding::HalfUp))?;
+    /// // (5 − 1)·3 = 12, ·0.5·0.5/0.5 = 6, + 1
+    /// assert_eq!(layer.forward(&array![[5i8]])?, array![[7i8]]);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn with_requantizer(
+        mut self,
+        requantizer: Requantizer,
+    ) -> Result<QuantizedLinear, QuantError> {
+        self.spec.requantizer = requantizer;
+        self.reprepare()
+    }
+
+    /// The same layer with outputs clamped to `[min, max]` in the quantized
+    /// domain (a fused activation given as integers).
+    ///
+    /// Errors if `min > max` or the bounds leave the output type.
+    pub fn with_output_clamp(mut self, min: i32, max: i32) -> Result<QuantizedLinear, QuantError> {
+        self.spec.clamp = OutputClamp::Explicit(min, max);
+        self.reprepare()
+    }
+
+    /// The same layer with a fused activation, as a clamp derived from the
+    /// output params as LiteRT derives it, (21).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{Bias, FusedActivation, QuantParams, QuantizedLinear};
+    /// let p = QuantParams::new(1.0, 0).unwrap();
+    /// let relu = QuantizedLinear::from_quantized(array![[1i8]], p, Bias::None, p, p)?
+    ///     .with_fused_activation(FusedActivation::Relu)?;
+    /// assert_eq!(relu.forward(&array![[-5i8], [5]])?, array![[0i8], [5]]);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn with_fused_activation(
+        mut self,
+        activation: FusedActivation,
+    ) -> Result<QuantizedLinear, QuantError> {
+        self.spec.clamp = OutputClamp::Activation(activation);
+        self.reprepare()
+    }
+
+    /// The same layer taking and producing activations of another type:
+    /// `ElemKind::Uint8` is the PyTorch / ONNX Runtime x86 convention. The
+    /// input and output params are read in that type's domain, and the
+    /// input range becomes the type's full range.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{Bias, ElemKind, QuantParams, QuantizedLinear};
+    /// let p = QuantParams::new(1.0, 128).unwrap();
+    /// let w = QuantParams::new(1.0, 0).unwrap();
+    /// let layer = QuantizedLinear::from_quantized(array![[2i8]], w, Bias::None, p, p)?
+    ///     .with_activation_type(ElemKind::Uint8)?;
+    /// // (130 − 128)·2 + 128
+    /// assert_eq!(layer.forward(&array![[130u8]])?, array![[132u8]]);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn with_activation_type(mut self, kind: ElemKind) -> Result<QuantizedLinear, QuantError> {
+        self.spec.activation_type = kind;
+        self.spec.input_range = kind.range();
+        self.reprepare()
+    }
+
+    /// The same layer with inputs declared within `range` (e.g.
+    /// [`QuantRange::INT8_REDUCED`] or [`QuantRange::UINT8_REDUCED`], 7
+    /// bits). [`forward_f32`](Self::forward_f32) quantizes into it,
+    /// [`forward`](Self::forward) refuses values outside it, and a range of
+    /// at most 128 values lets the faster reduced-range kernel run exactly.
+    pub fn with_input_range(mut self, range: QuantRange) -> Result<QuantizedLinear, QuantError> {
+        self.spec.input_range = range;
+        self.reprepare()
+    }
+
+    /// The same layer running the kernel called `name` (see
+    /// [`available_kernels`](crate::available_kernels)) instead of the
+    /// fastest: to compare kernels, or to pin one.
+    ///
+    /// Errors if this CPU cannot run it or it is not exact for the layer's
+    /// input range (the 7-bit kernel).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{Bias, QuantParams, QuantizedLinear};
+    /// let p = QuantParams::new(1.0, 0).unwrap();
+    /// let layer = QuantizedLinear::from_quantized(array![[1i8]], p, Bias::None, p, p)?;
+    /// let portable = layer.clone().with_kernel("portable")?;
+    /// assert_eq!(portable.kernel_name(), "portable-i8i8i32");
+    /// assert!(layer.with_kernel("no-such-kernel").is_err());
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn with_kernel(mut self, name: &str) -> Result<QuantizedLinear, QuantError> {
+        let kernel = KernelChoice::by_name(name).ok_or_else(|| kernel_unavailable(name))?;
+        self.spec.kernel_request = Some(kernel);
+        self.reprepare()
+    }
+
+    /// Re-derives everything after an option changed, repacking the
+    /// weights only if the kernel's layout changed.
+    fn reprepare(mut self) -> Result<QuantizedLinear, QuantError> {
+        let kernel = self.spec.kernel()?;
+        let layout = kernel.layout();
+        if layout != self.packed.layout() {
+            self.packed = PackedWeights::new(&self.packed.unpack(), layout.0, layout.1);
+        }
+        self.prepared = self.spec.prepare(&self.packed, kernel)?;
+        Ok(self)
+    }
+
+    /// Runs the layer on quantized input `x` (m×p, any layout; `i8` or `u8`
+    /// as the layer was built): quantized output (m×n) of the same type.
+    ///
+    /// Errors if `x` does not have `p` columns, is of the other type, or
+    /// holds a value outside the declared input range.
+    pub fn forward<S, T>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<T>, QuantError>
     where
-        S: Data<Elem = i8>,
+        S: Data<Elem = T>,
+        T: QuantElem,
     {
-        let mut out = Array2::<i8>::zeros((x.nrows(), self.out_features));
-        self.for_each_accumulator(x, |i, j, acc| {
-            out[[i, j]] = self.stage.apply(acc, j) as i8;
-        })?;
+        let mut out = Array2::<T>::default((x.nrows(), self.out_features()));
+        self.forward_into(x, &mut out)?;
         Ok(out)
     }
 
-    /// The exact accumulator of (11) for int8 input `x` (m×p), before the
-    /// output stage: `Σ_k (Xq[i,k] − z_X)(Wq[k,j] − z_W[j])`, plus the int32
-    /// bias if the layer has one. This is ONNX's `MatMulInteger`.
+    /// [`forward`](Self::forward) into an existing m×n array (any layout),
+    /// every element of which is overwritten: no allocation when `out` is
+    /// in standard layout.
+    ///
+    /// Errors as `forward` does, and if `out` is not m×n.
+    ///
+    /// ```
+    /// use ndarray::{array, Array2};
+    /// use qlinear::{Bias, QuantParams, QuantizedLinear};
+    /// let p = QuantParams::new(1.0, 0).unwrap();
+    /// let layer = QuantizedLinear::from_quantized(array![[1i8, 2]], p, Bias::None, p, p)?;
+    /// let mut y = Array2::<i8>::zeros((1, 2));
+    /// layer.forward_into(&array![[3i8]], &mut y)?;
+    /// assert_eq!(y, array![[3i8, 6]]);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn forward_into<S, So, T>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+    ) -> Result<(), QuantError>
+    where
+        S: Data<Elem = T>,
+        So: DataMut<Elem = T>,
+        T: QuantElem,
+    {
+        self.check_input::<T>(x.ncols())?;
+        let (m, n) = (x.nrows(), self.out_features());
+        if out.dim() != (m, n) {
+            return Err(QuantError::ShapeMismatch {
+                left: vec![m, n],
+                right: out.shape().to_vec(),
+            });
+        }
+        with_stage!(&self.prepared.stage, stage => {
+            let epilogue = Requantize {
+                terms: self.terms(),
+                stage,
+                out: PhantomData::<T>,
+            };
+            match out.as_slice_mut() {
+                Some(slice) => self.run(x, &epilogue, slice)?,
+                None => {
+                    let mut buffer = vec![T::default(); m * n];
+                    self.run(x, &epilogue, &mut buffer)?;
+                    out.assign(&to_matrix(m, n, buffer));
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The exact accumulator of (7) for quantized input `x` (m×p), before
+    /// the output stage: `Σ_k (Xq[i,k] − z_X)(Wq[k,j] − z_W[j])`, plus the
+    /// int32 bias if the layer has one. Without a bias this is ONNX's
+    /// `MatMulInteger`.
     ///
     /// ```
     /// use ndarray::array;
@@ -270,134 +465,213 @@ impl QuantizedLinear {
     /// // (1+2)(3−1) + (0+2)(5−1) = 14
     /// assert_eq!(layer.accumulate(&array![[1i8, 0]]).unwrap(), array![[14i64]]);
     /// ```
-    pub fn accumulate<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<i64>, QuantError>
+    pub fn accumulate<S, T>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<i64>, QuantError>
     where
-        S: Data<Elem = i8>,
+        S: Data<Elem = T>,
+        T: QuantElem,
     {
-        let mut out = Array2::<i64>::zeros((x.nrows(), self.out_features));
-        self.for_each_accumulator(x, |i, j, acc| out[[i, j]] = acc)?;
-        Ok(out)
+        self.check_input::<T>(x.ncols())?;
+        let (m, n) = (x.nrows(), self.out_features());
+        let mut out = vec![0i64; m * n];
+        self.run(
+            x,
+            &Accumulate {
+                terms: self.terms(),
+            },
+            &mut out,
+        )?;
+        Ok(to_matrix(m, n, out))
     }
 
-    /// Evaluates (11) for every output position and hands it to `sink`.
-    fn for_each_accumulator<S>(
-        &self,
-        x: &ArrayBase<S, Ix2>,
-        mut sink: impl FnMut(usize, usize, i64),
-    ) -> Result<(), QuantError>
-    where
-        S: Data<Elem = i8>,
-    {
-        self.check_input(x.ncols())?;
-        let p = self.in_features;
-        let mut x_row = Vec::with_capacity(p);
-        for (i, row) in x.rows().into_iter().enumerate() {
-            x_row.clear();
-            x_row.extend(row.iter().copied());
-            let row_sum = if self.needs_row_sums {
-                gemm::sum(&x_row)
-            } else {
-                0
-            };
-            for j in 0..self.out_features {
-                let w_col = &self.weights_t[j * p..(j + 1) * p];
-                let acc = gemm::dot(&x_row, w_col) - i64::from(self.w_zero_points[j]) * row_sum
-                    + self.column_terms[j];
-                sink(i, j, acc);
-            }
-        }
-        Ok(())
-    }
-
-    /// Quantizes real input `x` with the input params, runs
-    /// [`forward`](Self::forward) and dequantizes with the output params.
+    /// Quantizes real input `x` with the input params (into the declared
+    /// input range), runs [`forward`](Self::forward) and dequantizes with
+    /// the output params.
     ///
     /// Errors on a NaN in `x` and on a wrong number of columns.
     pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f32>, QuantError>
     where
         S: Data<Elem = f32>,
     {
-        self.check_input(x.ncols())?;
-        let x_q = try_quantize(x, self.input)?;
-        Ok(dequantize(&self.forward(&x_q)?, self.output))
+        check_no_nan(x, "input")?;
+        if x.ncols() != self.in_features() {
+            return Err(self.dimension_error(x.ncols()));
+        }
+        match self.spec.activation_type {
+            ElemKind::Int8 => {
+                let x_q = quantize_as::<i8, _, _>(x, self.spec.input, self.spec.input_range)?;
+                Ok(dequantize(&self.forward(&x_q)?, self.spec.output))
+            }
+            ElemKind::Uint8 => {
+                let x_q = quantize_as::<u8, _, _>(x, self.spec.input, self.spec.input_range)?;
+                Ok(dequantize(&self.forward(&x_q)?, self.spec.output))
+            }
+        }
     }
 
     /// The same result as [`forward`](Self::forward), computed by the naive
     /// triple loop of equation (7) in `i128`: the oracle the kernels are
     /// tested against, public so that a user can check them on their machine.
-    pub fn forward_reference<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<i8>, QuantError>
+    pub fn forward_reference<S, T>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<T>, QuantError>
     where
-        S: Data<Elem = i8>,
+        S: Data<Elem = T>,
+        T: QuantElem,
     {
-        self.check_input(x.ncols())?;
+        self.check_input::<T>(x.ncols())?;
+        let range = self.spec.input_range;
+        if let Some((index, v)) = x
+            .iter()
+            .map(|v| v.to_i32())
+            .enumerate()
+            .find(|&(_, v)| v < range.qmin || v > range.qmax)
+        {
+            return Err(self.range_error(OutOfRange { index, value: v }));
+        }
+        let w = self.weights();
         let acc = reference::accumulate(
             x,
-            &self.weights(),
-            self.input.zero_point,
-            &self.w_zero_points,
+            &w,
+            self.spec.input.zero_point,
+            &self.prepared.w_zero_points,
         )?;
-        let bias32: Vec<i128> = match &self.bias {
-            Bias::Int32(b) => b.iter().map(|&v| i128::from(v)).collect(),
-            _ => vec![0; self.out_features()],
-        };
-        let mut out = Array2::<i8>::zeros(acc.dim());
-        for ((i, j), &a) in acc.indexed_iter() {
-            let total = i64::try_from(a + bias32[j]).map_err(|_| self.overflow_error())?;
-            out[[i, j]] = self.stage.apply(total, j) as i8;
-        }
+        let mut out = Array2::<T>::default(acc.dim());
+        with_stage!(&self.prepared.stage, stage => {
+            for ((i, j), &a) in acc.indexed_iter() {
+                let total = a + i128::from(self.prepared.bias32[j]);
+                let total = i64::try_from(total).map_err(|_| self.overflow_error())?;
+                out[[i, j]] = T::from_i32_clamped(stage.apply(total, j));
+            }
+        });
         Ok(out)
     }
 
     /// Inner dimension `p`: the number of columns `X` must have.
     pub fn in_features(&self) -> usize {
-        self.in_features
+        self.packed.p()
     }
 
     /// Output dimension `n`: the number of columns of `Y`.
     pub fn out_features(&self) -> usize {
-        self.out_features
+        self.packed.n()
     }
 
-    /// The quantized weights `Wq` (p×n).
+    /// The quantized weights `Wq` (p×n), read back from the packed panels.
     pub fn weights(&self) -> Array2<i8> {
-        Array2::from_shape_fn((self.in_features, self.out_features), |(k, j)| {
-            self.weights_t[j * self.in_features + k]
-        })
+        self.packed.unpack()
+    }
+
+    /// Bytes the packed weights take, column sums included: the layer's
+    /// weight memory (at most 1.1× the int8 weights once `p ≥ 40` and
+    /// `n ≥ 160`; padding to whole panels dominates below that).
+    pub fn packed_weight_bytes(&self) -> usize {
+        self.packed.bytes()
     }
 
     /// Parameters of the weights.
-    pub fn weight_params(&self) -> QuantParams {
-        self.weight
+    pub fn weight_params(&self) -> &WeightParams {
+        &self.spec.weight
     }
 
     /// Parameters the input is quantized with.
     pub fn input_params(&self) -> QuantParams {
-        self.input
+        self.spec.input
     }
 
     /// Parameters of the output.
     pub fn output_params(&self) -> QuantParams {
-        self.output
+        self.spec.output
     }
 
     /// The quantized bias.
     pub fn bias(&self) -> &Bias {
-        &self.bias
+        &self.spec.bias
     }
 
     /// The requantizer the output stage uses.
     pub fn requantizer(&self) -> Requantizer {
-        Requantizer::Float64
+        self.spec.requantizer
     }
 
-    fn check_input(&self, x_cols: usize) -> Result<(), QuantError> {
-        if x_cols == self.in_features() {
-            Ok(())
-        } else {
-            Err(QuantError::InnerDimensionMismatch {
-                x_cols,
-                w_rows: self.in_features(),
-            })
+    /// The activation type (`i8` or `u8`) of input and output.
+    pub fn activation_type(&self) -> ElemKind {
+        self.spec.activation_type
+    }
+
+    /// The declared input range.
+    pub fn input_range(&self) -> QuantRange {
+        self.spec.input_range
+    }
+
+    /// The output clamp `(min, max)` in the quantized domain.
+    pub fn output_clamp(&self) -> (i32, i32) {
+        self.prepared.clamp
+    }
+
+    /// Name of the kernel this layer runs, e.g. `x86_64-i8i8i32-avx2`.
+    pub fn kernel_name(&self) -> &'static str {
+        self.prepared.kernel.name()
+    }
+
+    fn terms(&self) -> Terms<'_> {
+        Terms {
+            neg_w_zero_points: &self.prepared.neg_w_zero_points,
+            column_terms: &self.prepared.column_terms,
+        }
+    }
+
+    fn run<S, T, O, E>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        epilogue: &E,
+        out: &mut [O],
+    ) -> Result<(), QuantError>
+    where
+        S: Data<Elem = T>,
+        T: QuantElem,
+        O: Copy + Default + Send,
+        E: Epilogue<O>,
+    {
+        let pr = &self.prepared;
+        let bounds = (self.spec.input_range.qmin, self.spec.input_range.qmax);
+        let with_row_sums = !pr.neg_w_zero_points.is_empty();
+        pr.kernel
+            .execute(
+                &self.packed,
+                x,
+                pr.shift,
+                bounds,
+                with_row_sums,
+                epilogue,
+                out,
+            )
+            .map_err(|e| self.range_error(e))
+    }
+
+    fn check_input<T: QuantElem>(&self, x_cols: usize) -> Result<(), QuantError> {
+        if T::KIND != self.spec.activation_type {
+            return Err(QuantError::ActivationType {
+                expected: self.spec.activation_type,
+                found: T::KIND,
+            });
+        }
+        if x_cols != self.in_features() {
+            return Err(self.dimension_error(x_cols));
+        }
+        Ok(())
+    }
+
+    fn dimension_error(&self, x_cols: usize) -> QuantError {
+        QuantError::InnerDimensionMismatch {
+            x_cols,
+            w_rows: self.in_features(),
+        }
+    }
+
+    fn range_error(&self, e: OutOfRange) -> QuantError {
+        QuantError::InputOutOfRange {
+            index: e.index,
+            value: e.value,
+            qmin: self.spec.input_range.qmin,
+            qmax: self.spec.input_range.qmax,
         }
     }
 
@@ -410,7 +684,281 @@ impl QuantizedLinear {
     }
 }
 
-fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), QuantError> {
+fn kernel_unavailable(name: &str) -> QuantError {
+    QuantError::KernelUnavailable {
+        name: name.to_string(),
+        available: crate::gemm::available_kernels(),
+    }
+}
+
+impl Spec {
+    /// The kernel asked for, or the fastest that is exact for the input
+    /// range.
+    fn kernel(&self) -> Result<KernelChoice, QuantError> {
+        match self.kernel_request {
+            Some(k) if k.accepts(self.input_range) => Ok(k),
+            Some(k) => Err(kernel_unavailable(k.name())),
+            None => Ok(KernelChoice::select(self.input_range)),
+        }
+    }
+
+    /// Derives everything the forward pass needs, validating every option.
+    fn prepare(
+        &self,
+        packed: &PackedWeights,
+        kernel: KernelChoice,
+    ) -> Result<Prepared, QuantError> {
+        prepare(
+            packed,
+            &self.weight,
+            self.input,
+            self.output,
+            &self.bias,
+            self.requantizer,
+            self.activation_type,
+            self.input_range,
+            self.clamp,
+            kernel,
+        )
+    }
+}
+
+/// Derives everything the forward pass needs, validating every option.
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    packed: &PackedWeights,
+    weight: &WeightParams,
+    input: QuantParams,
+    output: QuantParams,
+    bias: &Bias,
+    requantizer: Requantizer,
+    activation_type: ElemKind,
+    input_range: QuantRange,
+    clamp: OutputClamp,
+    kernel: KernelChoice,
+) -> Result<Prepared, QuantError> {
+    input.validate()?;
+    output.validate()?;
+    let (p, n) = (packed.p(), packed.n());
+    let (weight_scales, w_zero_points) = weight.expand(n)?;
+    match activation_type {
+        ElemKind::Int8 => check_range_fits::<i8>(input_range)?,
+        ElemKind::Uint8 => check_range_fits::<u8>(input_range)?,
+    }
+    let (bias32, int8_bias): (Vec<i64>, Option<(Vec<i8>, QuantParams)>) = match bias {
+        Bias::None => (vec![0; n], None),
+        Bias::Int8 { values, params } => {
+            check_len("bias", n, values.len())?;
+            params.validate()?;
+            (vec![0; n], Some((values.to_vec(), *params)))
+        }
+        Bias::Int32(values) => {
+            check_len("bias", n, values.len())?;
+            (values.iter().map(|&v| i64::from(v)).collect(), None)
+        }
+    };
+    let max_bias = bias32.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+    let max_zw = w_zero_points
+        .iter()
+        .map(|z| u64::from(z.unsigned_abs()))
+        .max()
+        .unwrap_or(0);
+    let zx = input.zero_point;
+    check_bound(
+        p,
+        384 + u64::from(zx.unsigned_abs()),
+        128 + max_zw,
+        max_bias,
+        i64::MAX as u128,
+    )?;
+    // The largest |acc| of (7) any declared input can give.
+    let max_x = (i64::from(input_range.qmin) - i64::from(zx))
+        .unsigned_abs()
+        .max((i64::from(input_range.qmax) - i64::from(zx)).unsigned_abs());
+    let max_w = w_zero_points
+        .iter()
+        .map(|&z| {
+            (128 + i64::from(z))
+                .unsigned_abs()
+                .max((127 - i64::from(z)).unsigned_abs())
+        })
+        .max()
+        .unwrap_or(0);
+    let acc_bound = check_bound(p, max_x, max_w, max_bias, i64::MAX as u128)?;
+    if matches!(requantizer, Requantizer::FixedPoint(_)) {
+        check_bound(p, max_x, max_w, max_bias, i32::MAX as u128)?;
+    }
+
+    let shift = kernel.shift(activation_type, input_range);
+    let z_shifted = i64::from(zx) + i64::from(shift);
+    let column_terms = (0..n)
+        .map(|j| {
+            -z_shifted * packed.col_sums()[j]
+                + p as i64 * z_shifted * i64::from(w_zero_points[j])
+                + bias32[j]
+        })
+        .collect();
+    let neg_w_zero_points = if w_zero_points.iter().any(|&z| z != 0) {
+        w_zero_points.iter().map(|&z| -i64::from(z)).collect()
+    } else {
+        Vec::new()
+    };
+
+    let type_range = activation_type.range();
+    let clamp = match clamp {
+        OutputClamp::Activation(a) => a.clamp(output, activation_type, requantizer),
+        OutputClamp::Explicit(min, max) => {
+            if !(min <= max && min >= type_range.qmin && max <= type_range.qmax) {
+                return Err(QuantError::InvalidClamp {
+                    min,
+                    max,
+                    type_min: type_range.qmin,
+                    type_max: type_range.qmax,
+                });
+            }
+            (min, max)
+        }
+    };
+    let stage = OutputStage::new(StageSpec {
+        requantizer,
+        input,
+        weight_scales: &weight_scales,
+        per_channel: weight.is_per_channel(),
+        output,
+        int8_bias: int8_bias.as_ref().map(|(values, params)| Int8BiasTerm {
+            values,
+            params: *params,
+        }),
+        clamp,
+        acc_bound,
+    })?;
+    Ok(Prepared {
+        kernel,
+        shift,
+        w_zero_points,
+        neg_w_zero_points,
+        column_terms,
+        bias32,
+        clamp,
+        stage,
+    })
+}
+
+/// The per-column and per-row terms of (11).
+#[derive(Clone, Copy)]
+struct Terms<'a> {
+    neg_w_zero_points: &'a [i64],
+    column_terms: &'a [i64],
+}
+
+impl Terms<'_> {
+    /// Equation (11) for one output.
+    #[inline]
+    fn accumulator(&self, dot: i64, row_sum: i64, j: usize) -> i64 {
+        let acc = dot + self.column_terms[j];
+        match self.neg_w_zero_points.get(j) {
+            Some(&nz) => acc + row_sum * nz,
+            None => acc,
+        }
+    }
+
+    /// Applies `finish` to (11) for every output of a tile.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn for_tile<O>(
+        &self,
+        (i0, j0, rows, cols): (usize, usize, usize, usize),
+        dots: &[i64],
+        dots_stride: usize,
+        row_sums: &[i64],
+        out: &mut [O],
+        out_stride: usize,
+        finish: impl Fn(i64, usize) -> O,
+    ) {
+        for r in 0..rows {
+            let row_sum = row_sums.get(i0 + r).copied().unwrap_or(0);
+            let dots = &dots[r * dots_stride..r * dots_stride + cols];
+            let out = &mut out[r * out_stride..r * out_stride + cols];
+            for (c, (o, &dot)) in out.iter_mut().zip(dots).enumerate() {
+                let j = j0 + c;
+                *o = finish(self.accumulator(dot, row_sum, j), j);
+            }
+        }
+    }
+}
+
+/// Output stage fused into the kernel's write-back.
+struct Requantize<'a, R, T> {
+    terms: Terms<'a>,
+    stage: &'a R,
+    out: PhantomData<T>,
+}
+
+impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
+    fn write(
+        &self,
+        i0: usize,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+        dots: &[i64],
+        dots_stride: usize,
+        row_sums: &[i64],
+        out: &mut [T],
+        out_stride: usize,
+    ) {
+        self.terms.for_tile(
+            (i0, j0, rows, cols),
+            dots,
+            dots_stride,
+            row_sums,
+            out,
+            out_stride,
+            |acc, j| T::from_i32_clamped(self.stage.apply(acc, j)),
+        );
+    }
+}
+
+/// Writes the accumulator itself.
+struct Accumulate<'a> {
+    terms: Terms<'a>,
+}
+
+impl Epilogue<i64> for Accumulate<'_> {
+    fn write(
+        &self,
+        i0: usize,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+        dots: &[i64],
+        dots_stride: usize,
+        row_sums: &[i64],
+        out: &mut [i64],
+        out_stride: usize,
+    ) {
+        self.terms.for_tile(
+            (i0, j0, rows, cols),
+            dots,
+            dots_stride,
+            row_sums,
+            out,
+            out_stride,
+            |acc, _| acc,
+        );
+    }
+}
+
+/// An m×n matrix from a row-major vector the crate filled itself.
+pub(crate) fn to_matrix<T>(m: usize, n: usize, data: Vec<T>) -> Array2<T> {
+    Array2::from_shape_vec((m, n), data).expect("the crate allocates m·n elements")
+}
+
+pub(crate) fn check_len(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), QuantError> {
     if expected == found {
         Ok(())
     } else {
@@ -422,26 +970,16 @@ fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), Qu
     }
 }
 
-/// Bound (12), checked against `i64`.
-fn check_accumulator_bound(
-    p: usize,
-    zx: i32,
-    w_zero_points: &[i32],
-    max_bias: u32,
-) -> Result<(), QuantError> {
-    let max_zw = w_zero_points
-        .iter()
-        .map(|z| z.unsigned_abs())
-        .max()
-        .unwrap_or(0);
+/// `p·a·b + c ≤ limit`, else the accumulator-overflow error; returns the
+/// bound.
+fn check_bound(p: usize, a: u64, b: u64, c: u64, limit: u128) -> Result<u128, QuantError> {
     let bound = (p as u128)
-        .checked_mul(128 + u128::from(zx.unsigned_abs()))
-        .and_then(|v| v.checked_mul(128 + u128::from(max_zw)))
-        .and_then(|v| v.checked_add(u128::from(max_bias)))
+        .checked_mul(u128::from(a))
+        .and_then(|v| v.checked_mul(u128::from(b)))
+        .and_then(|v| v.checked_add(u128::from(c)))
         .unwrap_or(u128::MAX);
-    let limit = i64::MAX as u128;
     if bound <= limit {
-        Ok(())
+        Ok(bound)
     } else {
         Err(QuantError::AccumulatorOverflow {
             inner_dim: p,
@@ -451,12 +989,14 @@ fn check_accumulator_bound(
     }
 }
 
-/// `round_half_even(f64(b) / scale)`, refusing non-finite values and values
-/// outside `i32`.
-fn quantize_bias_i32(values: ArrayView1<'_, f32>, scale: f64) -> Result<Array1<i32>, QuantError> {
+/// `round_half_even(f64(b[j]) / scale[j])`, refusing non-finite values and
+/// values outside `i32`.
+fn quantize_bias_i32(
+    values: ArrayView1<'_, f32>,
+    scales: &[f64],
+) -> Result<Array1<i32>, QuantError> {
     let mut out = Array1::<i32>::zeros(values.len());
-    for (j, (&b, o)) in values.iter().zip(out.iter_mut()).enumerate() {
-        let q = (f64::from(b) / scale).round_ties_even();
+    for (j, ((&b, o), &scale)) in values.iter().zip(out.iter_mut()).zip(scales).enumerate() {
         if !b.is_finite() {
             return Err(QuantError::NonFinite {
                 what: "bias",
@@ -464,6 +1004,7 @@ fn quantize_bias_i32(values: ArrayView1<'_, f32>, scale: f64) -> Result<Array1<i
                 value: f64::from(b),
             });
         }
+        let q = (f64::from(b) / scale).round_ties_even();
         if !(q >= f64::from(i32::MIN) && q <= f64::from(i32::MAX)) {
             return Err(QuantError::BiasOutOfRange {
                 column: j,
@@ -474,11 +1015,4 @@ fn quantize_bias_i32(values: ArrayView1<'_, f32>, scale: f64) -> Result<Array1<i
         *o = q as i32;
     }
     Ok(out)
-}
-
-fn rename(e: QuantError, what: &'static str) -> QuantError {
-    match e {
-        QuantError::NonFinite { index, value, .. } => QuantError::NonFinite { what, index, value },
-        other => other,
-    }
 }

@@ -11,10 +11,11 @@
 
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 
+use crate::elem::QuantElem;
 use crate::error::QuantError;
 
-/// Equation (7) for int8 `x` (m×p) and `w` (p×n) with input zero point `zx`
-/// and one weight zero point per column of `w`, in `i128`.
+/// Equation (7) for `x` (m×p, `i8` or `u8`) and int8 `w` (p×n) with input
+/// zero point `zx` and one weight zero point per column of `w`, in `i128`.
 ///
 /// `x.ncols()` must equal `w.nrows()` and `w_zero_points` must hold one
 /// value per column of `w`; otherwise the result is an error.
@@ -28,14 +29,15 @@ use crate::error::QuantError;
 /// // (1−1)(3−0) + (2−1)(4−0) = 4
 /// assert_eq!(accumulate(&x, &w, 1, &[0]).unwrap()[[0, 0]], 4);
 /// ```
-pub fn accumulate<Sx, Sw>(
+pub fn accumulate<T, Sx, Sw>(
     x: &ArrayBase<Sx, Ix2>,
     w: &ArrayBase<Sw, Ix2>,
     zx: i32,
     w_zero_points: &[i32],
 ) -> Result<Array2<i128>, QuantError>
 where
-    Sx: Data<Elem = i8>,
+    T: QuantElem,
+    Sx: Data<Elem = T>,
     Sw: Data<Elem = i8>,
 {
     if x.ncols() != w.nrows() {
@@ -62,7 +64,7 @@ where
             let mut x_sum = 0i128;
             let mut w_sum = 0i128;
             for k in 0..p {
-                let xv = i128::from(x[[i, k]]);
+                let xv = i128::from(x[[i, k]].to_i32());
                 let wv = i128::from(w[[k, j]]);
                 product_sum += xv * wv;
                 x_sum += xv;

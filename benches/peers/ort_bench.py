@@ -1,0 +1,189 @@
+"""Benchmark ONNX Runtime's integer matmuls, the peer qlinear's own
+benches compare against.
+
+Operators (each a one-node ONNX model; A an m x k graph input, B a k x n
+constant initializer so ORT can prepack it, as in a deployed model):
+
+  MatMulInteger u8xu8   uint8 A, uint8 B, int32 out (zero points 0)
+  MatMulInteger u8xs8   uint8 A, int8 B,  int32 out (zero points 0)
+  MatMulInteger s8xs8   int8 A,  int8 B,  int32 out (zero points 0)
+  QLinearMatMul u8xs8   uint8 A, int8 B,  uint8 out
+  QLinearMatMul s8xs8   int8 A,  int8 B,  int8 out
+
+Sessions use the CPU execution provider, sequential execution,
+inter_op_num_threads 1 and intra_op_num_threads from --threads. Each
+timing is the median over repeated session.run calls after warm-up;
+GOPS = 2*m*k*n / median seconds / 1e9 (input feeding included, as a
+caller sees it). On random full-range data the script also reports the
+fraction of outputs that differ from the exact result (MatMulInteger: the
+exact int64 product; QLinearMatMul: shared/PEERS.md's requantization
+applied to the exact accumulator), to show whether a fast path is exact.
+
+    pip install onnxruntime==1.32.0 onnx numpy
+    python3 benches/peers/ort_bench.py --quick              # validation only
+    python3 benches/peers/ort_bench.py --threads 1,2 --json /tmp/ort_bench.json
+    python3 benches/peers/ort_bench.py --shapes 1x4096x4096,512x512x512 --ops qlinear_s8s8
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts", "peers"))
+from common import (cpu_description, exact_matmul, f32, matmul_integer_model,  # noqa: E402
+                    onnx_requantize, ort_session, qlinear_matmul_model)
+
+DEFAULT_SHAPES = "1x4096x4096,4x4096x4096,16x1024x1024,128x1024x1024,512x512x512,256x2048x2048"
+
+# name -> (operator, A dtype, B dtype)
+OPS = {
+    "matmulinteger_u8u8": ("MatMulInteger", np.uint8, np.uint8),
+    "matmulinteger_u8s8": ("MatMulInteger", np.uint8, np.int8),
+    "matmulinteger_s8s8": ("MatMulInteger", np.int8, np.int8),
+    "qlinear_u8s8": ("QLinearMatMul", np.uint8, np.int8),
+    "qlinear_s8s8": ("QLinearMatMul", np.int8, np.int8),
+}
+LABEL = {
+    "matmulinteger_u8u8": "MatMulInteger u8xu8",
+    "matmulinteger_u8s8": "MatMulInteger u8xs8",
+    "matmulinteger_s8s8": "MatMulInteger s8xs8",
+    "qlinear_u8s8": "QLinearMatMul u8xs8",
+    "qlinear_s8s8": "QLinearMatMul s8xs8",
+}
+
+
+def parse_shapes(text):
+    shapes = []
+    for item in text.split(","):
+        m, k, n = (int(v) for v in item.lower().split("x"))
+        shapes.append((m, k, n))
+    return shapes
+
+
+def full_range(rng, dtype, shape):
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, size=shape, dtype=np.int16).astype(dtype)
+
+
+def build(op, m, k, n, a_dtype, b):
+    """The model for one op and its checker: a function from (A, exact
+    accumulator, output) to the number of wrong outputs."""
+    kind, _, _ = OPS[op]
+    if kind == "MatMulInteger":
+        model = matmul_integer_model(m, k, n, a_dtype, b)
+        return model, lambda acc, y: int((y.astype(np.int64) != acc).sum())
+    # QLinearMatMul: scales that spread the outputs over the output range
+    info = np.iinfo(a_dtype)
+    y_zp = (int(info.min) + int(info.max) + 1) // 2
+    a_s, b_s = f32(0.02), np.array([0.01], dtype=np.float32)
+    spread = 3.0 * 74.0 * 74.0 * np.sqrt(k)  # ~3 sigma of a full-range accumulator
+    y_s = f32(float(a_s * b_s[0]) * spread / 120.0)
+    model = qlinear_matmul_model(m, k, n, a_dtype, a_s, 0, b, b_s, [0], y_s, y_zp)
+    return model, lambda acc, y: int((y.astype(np.int64) != onnx_requantize(
+        acc, a_s, b_s, y_s, y_zp, int(info.min), int(info.max))).sum())
+
+
+def time_session(sess, a, warmup, reps, min_seconds):
+    """Median seconds of sess.run over at least `reps` runs and at least
+    `min_seconds` of measuring, after `warmup` runs. Returns (median, runs,
+    last output)."""
+    feeds = {"a": a}
+    y = None
+    for _ in range(warmup):
+        y = sess.run(None, feeds)[0]
+    times = []
+    start = time.perf_counter()
+    while len(times) < reps or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        y = sess.run(None, feeds)[0]
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times), y
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="1 warm-up and 2 timed runs per point: validates the script, not a measurement")
+    ap.add_argument("--threads", default="1,2", help="comma-separated intra_op_num_threads values")
+    ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated MxKxN")
+    ap.add_argument("--ops", default=",".join(OPS), help="comma-separated, from: " + ", ".join(OPS))
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=10, help="minimum timed runs per point")
+    ap.add_argument("--min-seconds", type=float, default=1.0, help="minimum measuring time per point")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    args = ap.parse_args()
+    if args.quick:
+        args.warmup, args.reps, args.min_seconds = 1, 2, 0.0
+
+    import onnxruntime as ort
+    threads = [int(t) for t in args.threads.split(",")]
+    shapes = parse_shapes(args.shapes)
+    ops = [o.strip() for o in args.ops.split(",")]
+    for o in ops:
+        if o not in OPS:
+            sys.exit("unknown op %r; choose from %s" % (o, ", ".join(OPS)))
+
+    rng = np.random.default_rng(args.seed)
+    results = []
+    for (m, k, n) in shapes:
+        data = {}  # per (A dtype, B dtype): inputs and exact accumulator
+        for op in ops:
+            kind, a_dtype, b_dtype = OPS[op]
+            key = (np.dtype(a_dtype).name, np.dtype(b_dtype).name)
+            if key not in data:
+                a, b = full_range(rng, a_dtype, (m, k)), full_range(rng, b_dtype, (k, n))
+                data[key] = (a, b, exact_matmul(a, b))
+            a, b, acc = data[key]
+            try:
+                model, count_wrong = build(op, m, k, n, a_dtype, b)
+            except Exception as exc:  # e.g. an op / type pair ORT does not implement
+                results.append({"op": op, "m": m, "k": k, "n": n, "error": str(exc)[:200]})
+                continue
+            for t in threads:
+                row = {"op": op, "label": LABEL[op], "m": m, "k": k, "n": n, "threads": t}
+                try:
+                    sess = ort_session(model, intra_threads=t)
+                    sec, runs, y = time_session(sess, a, args.warmup, args.reps, args.min_seconds)
+                except Exception as exc:
+                    row["error"] = str(exc)[:200]
+                    results.append(row)
+                    continue
+                row.update({
+                    "median_ms": sec * 1e3, "runs": runs,
+                    "gops": 2.0 * m * k * n / sec / 1e9,
+                    "wrong_fraction": count_wrong(acc, y) / y.size,
+                })
+                results.append(row)
+                del sess
+            print("  done %s %dx%dx%d" % (op, m, k, n), file=sys.stderr)
+
+    title = "ONNX Runtime %s integer matmul, %s%s" % (
+        ort.__version__, cpu_description()["cpu"], " (--quick: NOT a measurement)" if args.quick else "")
+    print("### " + title)
+    print()
+    print("| op | m x k x n | threads | median ms | GOPS | wrong outputs |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for r in results:
+        shape = "%d x %d x %d" % (r["m"], r["k"], r["n"])
+        if "error" in r:
+            print("| %s | %s | %s | error: %s | | |" % (LABEL.get(r["op"], r["op"]), shape,
+                                                      r.get("threads", "-"), r["error"].replace("|", "/")))
+            continue
+        print("| %s | %s | %d | %.3f | %.1f | %.4f%% |" % (
+            r["label"], shape, r["threads"], r["median_ms"], r["gops"], 100.0 * r["wrong_fraction"]))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"title": title, "onnxruntime": ort.__version__, "machine": cpu_description(),
+                       "quick": args.quick, "warmup": args.warmup, "min_reps": args.reps,
+                       "min_seconds": args.min_seconds, "results": results}, fh, indent=1)
+            fh.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+//! The blocked loop around a microkernel, and its split across threads.
+//!
+//! Rows of the packed activations are taken in blocks of at most
+//! [`A_BLOCK_BYTES`] so that a block stays in L2 while every weight panel
+//! streams past it once; inside a block, each panel meets each group of
+//! `MR` rows. A tile's dot products go straight to the [`Epilogue`], which
+//! writes final outputs: no m×n intermediate is stored.
+//!
+//! Inner dimensions longer than the kernel's `MAX_DEPTH` are cut into runs
+//! of that length, each summed exactly in `i32` by the kernel and the runs
+//! added in `i64`.
+//!
+//! With threads, large batches are split by rows (each thread streams all
+//! panels for its rows) and small batches by panels (each thread streams
+//! its share of the weights — the GEMV case). Every output is computed by
+//! the same operations in the same order whatever the split, so results are
+//! identical for every thread count.
+
+use std::ops::Range;
+
+use super::kernel::Kernel;
+use super::pack::{PackedRows, PackedWeights};
+
+/// Target size of a block of packed activations.
+const A_BLOCK_BYTES: usize = 192 * 1024;
+
+/// Largest tile any kernel produces (`MR·NR`).
+pub(crate) const MAX_TILE: usize = 512;
+
+/// Work below which threads cost more than they save (multiply-adds).
+#[cfg(feature = "parallel")]
+const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+/// Turns a tile of exact dot products into outputs.
+pub(crate) trait Epilogue<O>: Sync {
+    /// Writes `out[r·out_stride + c]` for `r < rows`, `c < cols`, from
+    /// `dots[r·dots_stride + c]` = `Σ_k x'[i0 + r, k]·W[k, j0 + c]` and the
+    /// activations' row sums `row_sums[i0 + r]` (empty if not taken).
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        i0: usize,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+        dots: &[i64],
+        dots_stride: usize,
+        row_sums: &[i64],
+        out: &mut [O],
+        out_stride: usize,
+    );
+}
+
+/// Computes every output of an m×n product into `out` (row-major, m·n).
+pub(crate) fn run<K, O, E>(
+    kernel: K,
+    w: &PackedWeights,
+    a: &PackedRows<K>,
+    m: usize,
+    epilogue: &E,
+    out: &mut [O],
+) where
+    K: Kernel,
+    O: Copy + Default + Send,
+    E: Epilogue<O>,
+{
+    let n = w.n();
+    debug_assert_eq!(out.len(), m * n);
+    assert!(K::MR * K::NR <= MAX_TILE && w.nr() == K::NR);
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(feature = "parallel")]
+    {
+        let threads = rayon::current_num_threads();
+        if threads > 1 && m * n * w.kp() >= PARALLEL_MIN_MACS {
+            return run_parallel(kernel, w, a, m, epilogue, out, threads);
+        }
+    }
+    let panels = 0..w.panels();
+    compute(kernel, w, a, 0..m, panels, epilogue, out, (0, 0, n));
+}
+
+#[cfg(feature = "parallel")]
+fn run_parallel<K, O, E>(
+    kernel: K,
+    w: &PackedWeights,
+    a: &PackedRows<K>,
+    m: usize,
+    epilogue: &E,
+    out: &mut [O],
+    threads: usize,
+) where
+    K: Kernel,
+    O: Copy + Default + Send,
+    E: Epilogue<O>,
+{
+    use rayon::prelude::*;
+    let n = w.n();
+    let row_groups = m.div_ceil(K::MR);
+    if row_groups >= 2 * threads {
+        // Split by rows: whole row groups per task.
+        let rows_per_task = row_groups.div_ceil(threads) * K::MR;
+        out.par_chunks_mut(rows_per_task * n)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                let start = t * rows_per_task;
+                let rows = start..(start + rows_per_task).min(m);
+                compute(
+                    kernel,
+                    w,
+                    a,
+                    rows,
+                    0..w.panels(),
+                    epilogue,
+                    chunk,
+                    (start, 0, n),
+                );
+            });
+    } else {
+        // Split by weight panels; each task fills its own columns.
+        let panels = w.panels();
+        let per_task = panels.div_ceil(threads);
+        let parts: Vec<(usize, usize, Vec<O>)> = (0..panels.div_ceil(per_task))
+            .into_par_iter()
+            .map(|t| {
+                let range = t * per_task..((t + 1) * per_task).min(panels);
+                let j0 = range.start * K::NR;
+                let width = (range.end * K::NR).min(n) - j0;
+                let mut local = vec![O::default(); m * width];
+                compute(
+                    kernel,
+                    w,
+                    a,
+                    0..m,
+                    range,
+                    epilogue,
+                    &mut local,
+                    (0, j0, width),
+                );
+                (j0, width, local)
+            })
+            .collect();
+        for (j0, width, local) in parts {
+            for (dst, src) in out.chunks_exact_mut(n).zip(local.chunks_exact(width)) {
+                dst[j0..j0 + width].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Rows `rows` × panels `panels` into `out`, whose element `(0, 0)` is
+/// output `(out_origin.0, out_origin.1)` and whose row stride is
+/// `out_origin.2`.
+#[allow(clippy::too_many_arguments)]
+fn compute<K, O, E>(
+    kernel: K,
+    w: &PackedWeights,
+    a: &PackedRows<K>,
+    rows: Range<usize>,
+    panels: Range<usize>,
+    epilogue: &E,
+    out: &mut [O],
+    (row0, col0, out_stride): (usize, usize, usize),
+) where
+    K: Kernel,
+    E: Epilogue<O>,
+{
+    let (kp, n, nr, mr) = (w.kp(), w.n(), K::NR, K::MR);
+    let block_rows = (A_BLOCK_BYTES / (kp.max(1) * std::mem::size_of::<K::A>()))
+        .max(mr)
+        .next_multiple_of(mr);
+    let mut dots32 = [0i32; MAX_TILE];
+    let mut dots64 = [0i64; MAX_TILE];
+    let mut block_start = rows.start;
+    while block_start < rows.end {
+        let block_end = (block_start + block_rows).min(rows.end);
+        for t in panels.clone() {
+            let b = w.panel(t);
+            let j0 = t * nr;
+            let cols = nr.min(n - j0);
+            let mut i = block_start;
+            while i < block_end {
+                let r = mr.min(block_end - i);
+                let a_rows = &a.data[i * a.stride..];
+                if kp <= K::MAX_DEPTH {
+                    kernel.tile(r, a_rows, a.stride, b, kp, &mut dots32);
+                    for (d64, &d32) in dots64[..r * nr].iter_mut().zip(&dots32[..r * nr]) {
+                        *d64 = i64::from(d32);
+                    }
+                } else {
+                    dots64[..r * nr].fill(0);
+                    let mut k0 = 0;
+                    while k0 < kp {
+                        let len = K::MAX_DEPTH.min(kp - k0);
+                        kernel.tile(r, &a_rows[k0..], a.stride, &b[k0 * nr..], len, &mut dots32);
+                        for (d64, &d32) in dots64[..r * nr].iter_mut().zip(&dots32[..r * nr]) {
+                            *d64 += i64::from(d32);
+                        }
+                        k0 += len;
+                    }
+                }
+                let offset = (i - row0) * out_stride + (j0 - col0);
+                epilogue.write(
+                    i,
+                    j0,
+                    r,
+                    cols,
+                    &dots64,
+                    nr,
+                    &a.row_sums,
+                    &mut out[offset..],
+                    out_stride,
+                );
+                i += r;
+            }
+        }
+        block_start = block_end;
+    }
+}

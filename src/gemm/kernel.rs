@@ -1,0 +1,102 @@
+//! The microkernel contract and the CPU-support tokens.
+//!
+//! A kernel computes one tile of exact dot products,
+//!
+//! ```text
+//! (16) dots[r·NR + c] = Σ_{k < kp} A[r, k] · B[k, c]      r < rows ≤ MR, c < NR
+//! ```
+//!
+//! from a packed activation panel `A` (row-major, `a_stride` elements per
+//! row, values already moved into the kernel's domain, see [`ADomain`]) and
+//! one packed weight panel `B` (see `pack.rs`). `kp` is a multiple of the
+//! kernel's k-group and at most [`Kernel::MAX_DEPTH`], so no `i32` sum can
+//! overflow whatever the values.
+//!
+//! A kernel value is a token: it can only be obtained from a constructor
+//! that checked, at run time, that the CPU has the instructions it uses.
+
+/// How activations are stored for a kernel, and the shift that moves an
+/// activation `x` of the layer into that domain (`x' = x + shift`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ADomain {
+    /// Signed 8-bit values, stored widened to `i16`.
+    I8,
+    /// Unsigned 8-bit values `[0, 255]`.
+    U8,
+    /// Unsigned 7-bit values `[0, 127]`: `u8 × i8` pair sums cannot
+    /// saturate an `i16` (`2·127·128 = 32 512`).
+    U7,
+}
+
+/// A microkernel computing (16). See the module docs.
+///
+/// # Safety
+///
+/// An implementor must only be constructible on a CPU that supports every
+/// instruction [`tile`](Kernel::tile) executes, and `tile` must only read
+/// the slices it is given.
+pub unsafe trait Kernel: Copy + Send + Sync + 'static {
+    /// Packed activation element.
+    type A: Copy + Default + Send + Sync + 'static;
+    /// Name in the form `arch-AiBiAcc-isa`, e.g. `x86_64-i8i8i32-avx2`.
+    const NAME: &'static str;
+    /// Largest number of rows per tile.
+    const MR: usize;
+    /// Columns per tile (and per packed weight panel).
+    const NR: usize;
+    /// The inner dimension is consumed in groups of this many values.
+    const KG: usize;
+    /// Domain of the packed activations.
+    const DOMAIN: ADomain;
+    /// Longest inner dimension whose sums provably fit in `i32`, a multiple
+    /// of `KG`.
+    const MAX_DEPTH: usize;
+
+    /// Converts an activation already shifted into [`Self::DOMAIN`].
+    fn pack_a(v: i32) -> Self::A;
+
+    /// Computes (16) for `rows ≤ MR` rows into `dots[..rows·NR]`.
+    ///
+    /// Panics if a slice is too short for the tile: callers in this crate
+    /// size them from the same constants.
+    fn tile(
+        &self,
+        rows: usize,
+        a: &[Self::A],
+        a_stride: usize,
+        b: &[i8],
+        kp: usize,
+        dots: &mut [i32],
+    );
+}
+
+/// The length checks every `tile` implementation starts with, so that the
+/// unsafe body after them reads only inside the slices.
+#[inline]
+pub(crate) fn check_tile_bounds<K: Kernel>(
+    rows: usize,
+    a_len: usize,
+    a_stride: usize,
+    b_len: usize,
+    kp: usize,
+    dots_len: usize,
+) {
+    assert!(rows >= 1 && rows <= K::MR, "tile rows out of range");
+    assert!(
+        kp.is_multiple_of(K::KG) && kp <= a_stride,
+        "tile depth not a whole k-group"
+    );
+    assert!(
+        a_len >= (rows - 1) * a_stride + kp,
+        "activation panel too short"
+    );
+    assert!(b_len >= kp * K::NR, "weight panel too short");
+    assert!(dots_len >= rows * K::NR, "tile output too short");
+}
+
+/// Largest depth, a multiple of `kg`, for which `depth · max|a| · max|b|`
+/// fits in `i32`.
+pub(crate) const fn max_depth(max_abs_a: usize, max_abs_b: usize, kg: usize) -> usize {
+    let depth = (i32::MAX as usize) / (max_abs_a * max_abs_b);
+    depth - depth % kg
+}

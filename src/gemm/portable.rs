@@ -1,0 +1,40 @@
+//! The portable kernel: plain Rust over the same packed layout as the AVX2
+//! kernel, for every target and as the forced fallback.
+
+use super::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+
+/// Portable kernel, `portable-i8i8i32`. Always available.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Portable;
+
+// SAFETY: `tile` is safe Rust and uses no special instructions.
+unsafe impl Kernel for Portable {
+    type A = i16;
+    const NAME: &'static str = "portable-i8i8i32";
+    const MR: usize = 4;
+    const NR: usize = 16;
+    const KG: usize = 2;
+    const DOMAIN: ADomain = ADomain::I8;
+    const MAX_DEPTH: usize = max_depth(128, 128, 2);
+
+    #[inline]
+    fn pack_a(v: i32) -> i16 {
+        v as i16
+    }
+
+    fn tile(&self, rows: usize, a: &[i16], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
+        const NR: usize = Portable::NR;
+        for r in 0..rows {
+            let a_row = &a[r * a_stride..r * a_stride + kp];
+            let mut acc = [0i32; NR];
+            for (pair, group) in a_row.chunks_exact(2).zip(b.chunks_exact(2 * NR)) {
+                let (a0, a1) = (i32::from(pair[0]), i32::from(pair[1]));
+                for (c, w) in acc.iter_mut().zip(group.chunks_exact(2)) {
+                    *c += a0 * i32::from(w[0]) + a1 * i32::from(w[1]);
+                }
+            }
+            dots[r * NR..(r + 1) * NR].copy_from_slice(&acc);
+        }
+    }
+}

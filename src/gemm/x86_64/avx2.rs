@@ -1,0 +1,106 @@
+//! `x86_64-i8i8i32-avx2`: exact int8 × int8 with `vpmaddwd`.
+//!
+//! Both operands are sign-extended to 16 bits (activations when packed,
+//! weights in registers with `vpmovsxbw`), so `vpmaddwd` forms
+//! `a0·b0 + a1·b1` exactly in each 32-bit lane (at most `2·128² = 2^15`),
+//! and `vpaddd` accumulates. No input value can saturate anything.
+//!
+//! Tile: up to 4 rows × 16 columns, 8 accumulators; per k-pair, one 32-bit
+//! broadcast of `(x[k], x[k+1])` per row and two widened weight loads.
+
+use std::arch::x86_64::*;
+
+use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+
+/// The AVX2 full-range kernel. Obtain it with [`Avx2::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct Avx2 {
+    _cpu_has_avx2: (),
+}
+
+impl Avx2 {
+    /// The kernel, if this CPU has AVX2.
+    pub fn new() -> Option<Avx2> {
+        is_x86_feature_detected!("avx2").then_some(Avx2 { _cpu_has_avx2: () })
+    }
+}
+
+const NR: usize = 16;
+
+// SAFETY: `Avx2` is only constructed after detecting AVX2, and `tile` checks
+// every slice length before the unsafe body runs.
+unsafe impl Kernel for Avx2 {
+    type A = i16;
+    const NAME: &'static str = "x86_64-i8i8i32-avx2";
+    const MR: usize = 4;
+    const NR: usize = NR;
+    const KG: usize = 2;
+    const DOMAIN: ADomain = ADomain::I8;
+    const MAX_DEPTH: usize = max_depth(128, 128, 2);
+
+    #[inline]
+    fn pack_a(v: i32) -> i16 {
+        v as i16
+    }
+
+    #[inline]
+    fn tile(&self, rows: usize, a: &[i16], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
+        let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
+        // SAFETY: AVX2 is present (token). The bounds check above covers
+        // every access: row r reads a[r·a_stride .. r·a_stride + kp], the
+        // weights b[.. kp·NR], and the tile writes dots[.. rows·NR].
+        unsafe {
+            match rows {
+                1 => tile_avx2::<1>(a, a_stride, b, kp, dots),
+                2 => tile_avx2::<2>(a, a_stride, b, kp, dots),
+                3 => tile_avx2::<3>(a, a_stride, b, kp, dots),
+                _ => tile_avx2::<4>(a, a_stride, b, kp, dots),
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn tile_avx2<const R: usize>(
+    a: *const i16,
+    a_stride: usize,
+    b: *const i8,
+    kp: usize,
+    dots: *mut i32,
+) {
+    // SAFETY: forwarded from `tile`; AVX2 is enabled for this body.
+    unsafe { body::<R>(a, a_stride, b, kp, dots) }
+}
+
+/// The tile, written once; stamped by the `#[target_feature]` wrapper.
+#[inline(always)]
+unsafe fn body<const R: usize>(
+    a: *const i16,
+    a_stride: usize,
+    b: *const i8,
+    kp: usize,
+    dots: *mut i32,
+) {
+    // SAFETY (whole body): the caller guarantees AVX2 and the bounds given
+    // in `tile`; every pointer offset below stays inside them.
+    unsafe {
+        let mut lo = [_mm256_setzero_si256(); R];
+        let mut hi = [_mm256_setzero_si256(); R];
+        for g in 0..kp / 2 {
+            let w = b.add(g * 2 * NR);
+            let w_lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.cast()));
+            let w_hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(16).cast()));
+            for r in 0..R {
+                let pair = a.add(r * a_stride + 2 * g).cast::<i32>().read_unaligned();
+                let x = _mm256_set1_epi32(pair);
+                lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(x, w_lo));
+                hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(x, w_hi));
+            }
+        }
+        for r in 0..R {
+            _mm256_storeu_si256(dots.add(r * NR).cast(), lo[r]);
+            _mm256_storeu_si256(dots.add(r * NR + 8).cast(), hi[r]);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `x86_64-u7i8i32-avx2`: the reduced-range kernel, `vpmaddubsw`.
+//!
+//! `vpmaddubsw` multiplies unsigned bytes by signed bytes and adds adjacent
+//! pairs into saturating 16-bit lanes. With activations in `[0, 127]` a pair
+//! sum lies in `[2·127·(−128), 2·127·127] = [−32 512, 32 258]`, inside
+//! `i16`, so it never saturates: the kernel is exact *because* it is only
+//! selected for layers whose input range is 7 bits (checked again when the
+//! activations are packed). `vpmaddwd` with ones then adds pairs of pairs
+//! into 32-bit lanes.
+//!
+//! Tile: up to 4 rows × 16 columns; per k-quad one 32-bit broadcast of
+//! `x[k..k+4]` per row and two 32-byte weight loads (no widening).
+
+use std::arch::x86_64::*;
+
+use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+
+/// The AVX2 reduced-range kernel. Obtain it with [`Avx2U7::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct Avx2U7 {
+    _cpu_has_avx2: (),
+}
+
+impl Avx2U7 {
+    /// The kernel, if this CPU has AVX2.
+    pub fn new() -> Option<Avx2U7> {
+        is_x86_feature_detected!("avx2").then_some(Avx2U7 { _cpu_has_avx2: () })
+    }
+}
+
+const NR: usize = 16;
+
+// SAFETY: `Avx2U7` is only constructed after detecting AVX2, and `tile`
+// checks every slice length before the unsafe body runs.
+unsafe impl Kernel for Avx2U7 {
+    type A = u8;
+    const NAME: &'static str = "x86_64-u7i8i32-avx2";
+    const MR: usize = 4;
+    const NR: usize = NR;
+    const KG: usize = 4;
+    const DOMAIN: ADomain = ADomain::U7;
+    const MAX_DEPTH: usize = max_depth(127, 128, 4);
+
+    #[inline]
+    fn pack_a(v: i32) -> u8 {
+        v as u8
+    }
+
+    #[inline]
+    fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
+        let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
+        // SAFETY: AVX2 is present (token). The bounds check above covers
+        // every access: row r reads a[r·a_stride .. r·a_stride + kp], the
+        // weights b[.. kp·NR], and the tile writes dots[.. rows·NR].
+        unsafe {
+            match rows {
+                1 => tile_avx2::<1>(a, a_stride, b, kp, dots),
+                2 => tile_avx2::<2>(a, a_stride, b, kp, dots),
+                3 => tile_avx2::<3>(a, a_stride, b, kp, dots),
+                _ => tile_avx2::<4>(a, a_stride, b, kp, dots),
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn tile_avx2<const R: usize>(
+    a: *const u8,
+    a_stride: usize,
+    b: *const i8,
+    kp: usize,
+    dots: *mut i32,
+) {
+    // SAFETY: forwarded from `tile`; AVX2 is enabled for this body.
+    unsafe { body::<R>(a, a_stride, b, kp, dots) }
+}
+
+/// The tile, written once; stamped by the `#[target_feature]` wrapper.
+#[inline(always)]
+unsafe fn body<const R: usize>(
+    a: *const u8,
+    a_stride: usize,
+    b: *const i8,
+    kp: usize,
+    dots: *mut i32,
+) {
+    // SAFETY (whole body): the caller guarantees AVX2 and the bounds given
+    // in `tile`; every pointer offset below stays inside them.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        let mut lo = [_mm256_setzero_si256(); R];
+        let mut hi = [_mm256_setzero_si256(); R];
+        for g in 0..kp / 4 {
+            let w = b.add(g * 4 * NR);
+            let w_lo = _mm256_loadu_si256(w.cast());
+            let w_hi = _mm256_loadu_si256(w.add(32).cast());
+            for r in 0..R {
+                let quad = a.add(r * a_stride + 4 * g).cast::<i32>().read_unaligned();
+                let x = _mm256_set1_epi32(quad);
+                let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(x, w_lo), ones);
+                let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(x, w_hi), ones);
+                lo[r] = _mm256_add_epi32(lo[r], p_lo);
+                hi[r] = _mm256_add_epi32(hi[r], p_hi);
+            }
+        }
+        for r in 0..R {
+            _mm256_storeu_si256(dots.add(r * NR).cast(), lo[r]);
+            _mm256_storeu_si256(dots.add(r * NR + 8).cast(), hi[r]);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `x86_64-u8i8i32-avxvnni`: exact int8 with `vpdpbusd` on 256 bits (the
+//! VEX-encoded AVX-VNNI of CPUs without AVX-512).
+//!
+//! The arithmetic is that of `avx512_vnni.rs`: activations packed as
+//! `x + 128` in `[0, 255]`, four exact `u8 × i8` products added to each
+//! 32-bit lane with no saturation, the `+128` folded into the layer's
+//! column terms.
+//!
+//! Tile: up to 6 rows × 16 columns, 12 accumulators of the 16 registers.
+
+use std::arch::x86_64::*;
+
+use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+
+/// The AVX-VNNI kernel. Obtain it with [`AvxVnni::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct AvxVnni {
+    _cpu_has_avx_vnni: (),
+}
+
+impl AvxVnni {
+    /// The kernel, if this CPU has AVX2 and AVX-VNNI.
+    pub fn new() -> Option<AvxVnni> {
+        let ok = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni");
+        ok.then_some(AvxVnni {
+            _cpu_has_avx_vnni: (),
+        })
+    }
+}
+
+const NR: usize = 16;
+
+// SAFETY: `AvxVnni` is only constructed after detecting AVX2 and AVX-VNNI,
+// and `tile` checks every slice length before the unsafe body runs.
+unsafe impl Kernel for AvxVnni {
+    type A = u8;
+    const NAME: &'static str = "x86_64-u8i8i32-avxvnni";
+    const MR: usize = 6;
+    const NR: usize = NR;
+    const KG: usize = 4;
+    const DOMAIN: ADomain = ADomain::U8;
+    const MAX_DEPTH: usize = max_depth(255, 128, 4);
+
+    #[inline]
+    fn pack_a(v: i32) -> u8 {
+        v as u8
+    }
+
+    #[inline]
+    fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
+        let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
+        // SAFETY: the token proves the instructions exist. The bounds check
+        // above covers every access: row r reads a[r·a_stride .. r·a_stride
+        // + kp], the weights b[.. kp·NR], and the tile writes dots[..
+        // rows·NR].
+        unsafe {
+            match rows {
+                1 => tile_avx_vnni::<1>(a, a_stride, b, kp, dots),
+                2 => tile_avx_vnni::<2>(a, a_stride, b, kp, dots),
+                3 => tile_avx_vnni::<3>(a, a_stride, b, kp, dots),
+                4 => tile_avx_vnni::<4>(a, a_stride, b, kp, dots),
+                5 => tile_avx_vnni::<5>(a, a_stride, b, kp, dots),
+                _ => tile_avx_vnni::<6>(a, a_stride, b, kp, dots),
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn tile_avx_vnni<const R: usize>(
+    a: *const u8,
+    a_stride: usize,
+    b: *const i8,
+    kp: usize,
+    dots: *mut i32,
+) {
+    // SAFETY: forwarded from `tile`; the features are enabled for this body.
+    unsafe { body::<R>(a, a_stride, b, kp, dots) }
+}
+
+/// The tile, written once; stamped by the `#[target_feature]` wrapper.
+#[inline(always)]
+unsafe fn body<const R: usize>(
+    a: *const u8,
+    a_stride: usize,
+    b: *const i8,
+    kp: usize,
+    dots: *mut i32,
+) {
+    // SAFETY (whole body): the caller guarantees the features and the
+    // bounds given in `tile`; every pointer offset below stays inside them.
+    unsafe {
+        let mut lo = [_mm256_setzero_si256(); R];
+        let mut hi = [_mm256_setzero_si256(); R];
+        for g in 0..kp / 4 {
+            let w = b.add(g * 4 * NR);
+            let w_lo = _mm256_loadu_si256(w.cast());
+            let w_hi = _mm256_loadu_si256(w.add(32).cast());
+            for r in 0..R {
+                let quad = a.add(r * a_stride + 4 * g).cast::<i32>().read_unaligned();
+                let x = _mm256_set1_epi32(quad);
+                lo[r] = _mm256_dpbusd_avx_epi32(lo[r], x, w_lo);
+                hi[r] = _mm256_dpbusd_avx_epi32(hi[r], x, w_hi);
+            }
+        }
+        for r in 0..R {
+            _mm256_storeu_si256(dots.add(r * NR).cast(), lo[r]);
+            _mm256_storeu_si256(dots.add(r * NR + 8).cast(), hi[r]);
+        }
+    }
+}

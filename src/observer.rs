@@ -1,1 +1,0 @@
-//! Calibration observers: real data in, quantization parameters out.

@@ -1,0 +1,272 @@
+//! Calibration observers: real data in, quantization parameters out.
+//!
+//! An observer watches `f32` calibration batches (a layer's activations, or
+//! its weights) and summarises them into a real range `[min, max]`; a
+//! [`Scheme`] then turns that range into [`QuantParams`] for a target
+//! [`QuantRange`], exactly as [`Scheme::params`] does for a range given by
+//! hand.
+//!
+//! | observer                        | keeps                          | range            |
+//! |---------------------------------|--------------------------------|------------------|
+//! | [`MinMaxObserver`]              | running min and max            | (30)             |
+//! | [`MovingAverageMinMaxObserver`] | averaged batch min and max     | (31)             |
+//! | [`PerChannelMinMaxObserver`]    | one min and max per channel    | (32)             |
+//! | [`HistogramObserver`]           | a histogram (2048 bins)        | (33)–(36)        |
+//! | [`PercentileObserver`]          | the same histogram             | (33), (34), (37) |
+//!
+//! # The arithmetic
+//!
+//! Over the finite values `x_i` of batch `t`:
+//!
+//! ```text
+//! (30) min_t = min(min_{t−1}, min_i x_i)        max_t = max(max_{t−1}, max_i x_i)
+//! (31) min_1 = min_i x_i                        min_t = min_{t−1} + c·(min_i x_i − min_{t−1})
+//!      (the same for max; c = 0.01 by default, PyTorch's averaging constant)
+//! (32) min[j] = min_i W[i, j]                   max[j] = max_i W[i, j]
+//!      (channel j = output column of W: p×n; across batches (30), or (31) per channel)
+//! ```
+//!
+//! The histogram observers keep `B` bins over the exact observed `[lo, hi]`.
+//! When a batch extends `[lo, hi]` to `[lo', hi']`, the old counts are
+//! spread over the new bins in proportion to overlap, as if the values were
+//! uniform within each old bin (the new bins are never narrower than the old
+//! ones, so an old bin feeds at most two new bins; counts become fractional,
+//! their sum stays the number of values). Constant data (`w = 0`) sits in
+//! bin 0 and moves whole to the new bin of `lo`:
+//!
+//! ```text
+//! (33) w = (hi − lo)/B                          bin(x) = min(floor((x − lo)/w), B − 1)
+//! (34) n'[j] = Σ_i n[i] · |[lo + i·w, lo + (i+1)·w) ∩ [lo' + j·w', lo' + (j+1)·w')| / w
+//! ```
+//!
+//! [`HistogramObserver`] chooses the clipping range that minimises the
+//! expected squared error of quantizing the histogram: values outside
+//! `[lo_a, hi_b]` are clipped to its ends, values inside are rounded to a
+//! step `s`, whose error is uniform with variance `s²/12`. With `m_i` the
+//! centre of bin `i`, `N` the number of levels minus one (`qmax − qmin`),
+//! and candidate ends on bin edges, `lo_a = lo + a·w`, `hi_b = lo + (b+1)·w`:
+//!
+//! ```text
+//! (35) E(a, b) = Σ_{i<a} n_i·((m_i − lo_a)² + w²/12)      clipped below
+//!              + Σ_{i>b} n_i·((m_i − hi_b)² + w²/12)      clipped above
+//!              + (Σ_{a≤i≤b} n_i) · s²/12                  rounded, s = (hi_b − lo_a)/N
+//! (36) [min', max'] = [lo_a, hi_b] at (a, b) = argmin_{0 ≤ a ≤ b < B} E(a, b)
+//! ```
+//!
+//! [`PercentileObserver`] clips to percentiles instead, reading the
+//! cumulative distribution off the same histogram with the values of a bin
+//! spread uniformly over it:
+//!
+//! ```text
+//! (37) F(x) = (Σ_{i<k} n_i + n_k·(x − lo − k·w)/w) / Σ_i n_i   (x in bin k)
+//!      min' = F⁻¹(p_lo/100)                     max' = F⁻¹(p_hi/100)
+//! ```
+//!
+//! # Edge cases, the same for every observer
+//!
+//! - **Non-finite values** (NaN, ±∞) are ignored and counted
+//!   ([`Observer::skipped`]); they never reach a min, a max or a histogram.
+//!   A batch of nothing but NaN is a no-op apart from that count.
+//! - **An empty batch** is a no-op.
+//! - **Nothing observed yet** (no finite value so far): [`Observer::range`]
+//!   and [`Observer::params`] return [`QuantError::NothingObserved`].
+//! - **Constant data**, all zeros included, gives `min == max`, for which
+//!   every [`Scheme`] returns scale 1 and zero point 0.
+//! - **One-sided data** (all positive or all negative) is reported as is;
+//!   [`Scheme::Affine`] then widens the range to include 0, so the zero
+//!   point lands on `qmin` or `qmax` and real 0 stays exact.
+//!
+//! # The trait
+//!
+//! [`Observer`] is object safe: its required method takes a slice
+//! ([`Observer::observe_slice`]), so observers of different kinds can live
+//! in one `Vec<Box<dyn Observer>>`. The generic [`Observer::observe`] takes
+//! any `ndarray` array of any dimension and layout; it is available on
+//! concrete observer types (it needs `Self: Sized`). Every observer treats a
+//! call as one batch and ignores the order of values within it. The
+//! per-channel observer needs the 2-D shape, so it has its own inherent
+//! methods instead of the trait.
+//!
+//! ```
+//! use ndarray::array;
+//! use qlinear::{HistogramObserver, MinMaxObserver, Observer, QuantRange, Scheme};
+//!
+//! let mut observers: Vec<Box<dyn Observer>> =
+//!     vec![Box::new(MinMaxObserver::new()), Box::new(HistogramObserver::new())];
+//! for batch in [array![0.5f32, -1.0, 2.0], array![1.5f32, f32::NAN, -0.25]] {
+//!     for o in observers.iter_mut() {
+//!         o.observe_slice(batch.as_slice().unwrap());
+//!     }
+//! }
+//! for o in &observers {
+//!     let p = o.params(Scheme::Affine, QuantRange::INT8)?;
+//!     assert!(p.scale > 0.0);
+//!     assert_eq!((o.count(), o.skipped()), (5, 1));
+//! }
+//! # Ok::<(), qlinear::QuantError>(())
+//! ```
+
+use ndarray::{ArrayBase, Data, Dimension};
+
+use crate::error::QuantError;
+use crate::params::{QuantParams, QuantRange, Scheme};
+
+mod histogram;
+mod histogram_observer;
+mod minmax;
+mod moving_average;
+mod per_channel;
+mod percentile;
+
+pub use histogram::Histogram;
+pub use histogram_observer::HistogramObserver;
+pub use minmax::MinMaxObserver;
+pub use moving_average::MovingAverageMinMaxObserver;
+pub use per_channel::PerChannelMinMaxObserver;
+pub use percentile::PercentileObserver;
+
+/// Something that watches calibration data and derives a real range, and
+/// from it quantization parameters, for one tensor.
+pub trait Observer {
+    /// Records one batch of values. Non-finite values are skipped and
+    /// counted; an empty batch is a no-op.
+    fn observe_slice(&mut self, values: &[f32]);
+
+    /// Records one batch given as an array of any dimension and layout, as
+    /// one call to [`Observer::observe_slice`] (a non-contiguous array is
+    /// copied into a temporary buffer first).
+    ///
+    /// ```
+    /// use ndarray::{array, s};
+    /// use qlinear::{MinMaxObserver, Observer};
+    ///
+    /// let x = array![[1.0f32, -2.0, 3.0], [4.0, 5.0, -6.0]];
+    /// let mut o = MinMaxObserver::new();
+    /// o.observe(&x.slice(s![.., ..2]));
+    /// assert_eq!(o.range()?, (-2.0, 5.0));
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    fn observe<S, D>(&mut self, x: &ArrayBase<S, D>)
+    where
+        S: Data<Elem = f32>,
+        D: Dimension,
+        Self: Sized,
+    {
+        match x.as_slice_memory_order() {
+            Some(values) => self.observe_slice(values),
+            None => {
+                let values: Vec<f32> = x.iter().copied().collect();
+                self.observe_slice(&values);
+            }
+        }
+    }
+
+    /// The real range `[min, max]` the observer settles on, for an 8-bit
+    /// target where the choice depends on the number of levels.
+    /// [`QuantError::NothingObserved`] before any finite value was seen.
+    fn range(&self) -> Result<(f64, f64), QuantError>;
+
+    /// Parameters for the observed data under `scheme`, onto `target`:
+    /// [`Scheme::params`] of [`Observer::range`] unless the observer knows
+    /// better (the histogram observer searches its range for `target`'s
+    /// number of levels).
+    fn params(&self, scheme: Scheme, target: QuantRange) -> Result<QuantParams, QuantError> {
+        let (min, max) = self.range()?;
+        scheme.params(min, max, target)
+    }
+
+    /// Number of finite values observed so far.
+    fn count(&self) -> u64;
+
+    /// Number of non-finite values (NaN, ±∞) skipped so far.
+    fn skipped(&self) -> u64;
+}
+
+/// The finite extremes of one batch, with how many values were and were
+/// not finite.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BatchStats {
+    /// Smallest finite value; `+∞` when there is none.
+    pub(crate) min: f32,
+    /// Largest finite value; `−∞` when there is none.
+    pub(crate) max: f32,
+    /// Number of finite values.
+    pub(crate) finite: u64,
+    /// Number of NaN and infinite values.
+    pub(crate) skipped: u64,
+}
+
+impl BatchStats {
+    /// Nothing seen.
+    pub(crate) const EMPTY: BatchStats = BatchStats {
+        min: f32::INFINITY,
+        max: f32::NEG_INFINITY,
+        finite: 0,
+        skipped: 0,
+    };
+
+    /// Adds one value.
+    #[inline]
+    pub(crate) fn push(&mut self, v: f32) {
+        if v.is_finite() {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+            self.finite += 1;
+        } else {
+            self.skipped += 1;
+        }
+    }
+
+    /// The extremes in `f64` (exact), or `None` without a finite value.
+    pub(crate) fn bounds(&self) -> Option<(f64, f64)> {
+        (self.finite > 0).then(|| (f64::from(self.min), f64::from(self.max)))
+    }
+}
+
+/// The statistics of one batch.
+pub(crate) fn scan(values: &[f32]) -> BatchStats {
+    let mut stats = BatchStats::EMPTY;
+    for &v in values {
+        stats.push(v);
+    }
+    stats
+}
+
+/// `c` must be a valid averaging constant for (31).
+pub(crate) fn check_averaging_constant(c: f64) -> Result<(), QuantError> {
+    if (0.0..=1.0).contains(&c) {
+        Ok(())
+    } else {
+        Err(QuantError::InvalidConfig {
+            what: "the averaging constant must lie in [0, 1] (PyTorch's default is 0.01)",
+            value: c,
+        })
+    }
+}
+
+/// A histogram needs at least one bin.
+pub(crate) fn check_bins(bins: usize) -> Result<(), QuantError> {
+    if bins > 0 {
+        Ok(())
+    } else {
+        Err(QuantError::InvalidConfig {
+            what: "a histogram needs at least one bin",
+            value: 0.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_skips_and_counts_non_finite_values() {
+        let s = scan(&[f32::NAN, 2.0, f32::INFINITY, -1.0, f32::NEG_INFINITY]);
+        assert_eq!((s.min, s.max, s.finite, s.skipped), (-1.0, 2.0, 2, 3));
+        assert_eq!(s.bounds(), Some((-1.0, 2.0)));
+        let s = scan(&[f32::NAN]);
+        assert_eq!((s.finite, s.skipped, s.bounds()), (0, 1, None));
+        assert_eq!(scan(&[]), BatchStats::EMPTY);
+    }
+}
