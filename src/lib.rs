@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+pub mod dynamic;
 pub mod elem;
 pub mod error;
 pub mod gemm;
@@ -43,6 +44,7 @@ pub mod requant;
 pub mod weights;
 
 pub use activation::FusedActivation;
+pub use dynamic::{DynamicActivations, DynamicLinear, Granularity};
 pub use elem::{ElemKind, QuantElem};
 pub use error::QuantError;
 pub use gemm::{available_kernels, kernel_name, KERNEL_ENV};

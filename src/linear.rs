@@ -56,7 +56,7 @@ use crate::gemm::driver::Epilogue;
 use crate::gemm::pack::{OutOfRange, PackedWeights};
 use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
-use crate::quantize::{check_no_nan, check_range_fits, dequantize, quantize_as, ScalarQuantizer};
+use crate::quantize::{check_no_nan, check_range_fits, dequantize, quantize_as};
 use crate::requant::{
     with_stage, ColumnRequant, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
 };
@@ -231,17 +231,9 @@ impl QuantizedLinear {
     {
         let weight = weight.into();
         input.validate()?;
-        check_no_nan(w, "weights")?;
+        let w_q = weight.quantize(w)?;
         let n = w.ncols();
-        let (scales, zero_points) = weight.expand(n)?;
-        let quantizers: Vec<ScalarQuantizer> = scales
-            .iter()
-            .zip(&zero_points)
-            .map(|(&scale, &zero_point)| {
-                ScalarQuantizer::new(QuantParams { scale, zero_point }, QuantRange::INT8)
-            })
-            .collect();
-        let w_q = Array2::from_shape_fn(w.dim(), |(k, j)| quantizers[j].quantize(w[[k, j]]) as i8);
+        let (scales, _) = weight.expand(n)?;
         let bias = match bias {
             F32Bias::None => Bias::None,
             F32Bias::Int8 { values, params } => {
@@ -852,17 +844,22 @@ struct Terms<'a> {
 }
 
 impl Terms<'_> {
-    /// Equation (11) for one output.
+    /// Equation (11) for one row of a tile: `accs[c]` for column `j0 + c`.
     #[inline]
-    fn accumulator(&self, dot: i64, row_sum: i64, j: usize) -> i64 {
-        let acc = dot + self.column_terms[j];
-        match self.neg_w_zero_points.get(j) {
-            Some(&nz) => acc + row_sum * nz,
-            None => acc,
+    fn row(&self, dots: &[i64], row_sum: i64, j0: usize, accs: &mut [i64]) {
+        let columns = &self.column_terms[j0..j0 + dots.len()];
+        for ((acc, &dot), &c) in accs.iter_mut().zip(dots).zip(columns) {
+            *acc = dot + c;
+        }
+        if !self.neg_w_zero_points.is_empty() {
+            let neg_zw = &self.neg_w_zero_points[j0..j0 + dots.len()];
+            for (acc, &nz) in accs.iter_mut().zip(neg_zw) {
+                *acc += row_sum * nz;
+            }
         }
     }
 
-    /// Applies `finish` to (11) for every output of a tile.
+    /// Hands (11) for every row of a tile to `finish(accs, out_row)`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn for_tile<O>(
@@ -873,19 +870,25 @@ impl Terms<'_> {
         row_sums: &[i64],
         out: &mut [O],
         out_stride: usize,
-        finish: impl Fn(i64, usize) -> O,
+        mut finish: impl FnMut(&[i64], &mut [O]),
     ) {
+        let mut accs = [0i64; MAX_NR];
+        let accs = &mut accs[..cols];
         for r in 0..rows {
             let row_sum = row_sums.get(i0 + r).copied().unwrap_or(0);
-            let dots = &dots[r * dots_stride..r * dots_stride + cols];
-            let out = &mut out[r * out_stride..r * out_stride + cols];
-            for (c, (o, &dot)) in out.iter_mut().zip(dots).enumerate() {
-                let j = j0 + c;
-                *o = finish(self.accumulator(dot, row_sum, j), j);
-            }
+            self.row(
+                &dots[r * dots_stride..r * dots_stride + cols],
+                row_sum,
+                j0,
+                accs,
+            );
+            finish(accs, &mut out[r * out_stride..r * out_stride + cols]);
         }
     }
 }
+
+/// Widest tile any kernel produces.
+const MAX_NR: usize = 64;
 
 /// Output stage fused into the kernel's write-back.
 struct Requantize<'a, R, T> {
@@ -907,14 +910,15 @@ impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
         out: &mut [T],
         out_stride: usize,
     ) {
+        let tile = (i0, j0, rows, cols);
         self.terms.for_tile(
-            (i0, j0, rows, cols),
+            tile,
             dots,
             dots_stride,
             row_sums,
             out,
             out_stride,
-            |acc, j| T::from_i32_clamped(self.stage.apply(acc, j)),
+            |accs, out| self.stage.apply_row(accs, j0, out),
         );
     }
 }
@@ -937,14 +941,15 @@ impl Epilogue<i64> for Accumulate<'_> {
         out: &mut [i64],
         out_stride: usize,
     ) {
+        let tile = (i0, j0, rows, cols);
         self.terms.for_tile(
-            (i0, j0, rows, cols),
+            tile,
             dots,
             dots_stride,
             row_sums,
             out,
             out_stride,
-            |acc, _| acc,
+            |accs, out| out.copy_from_slice(accs),
         );
     }
 }

@@ -1,8 +1,12 @@
 //! Weight parameters: one `(s, z)` for the whole tensor or one per output
 //! column.
 
+use ndarray::{Array2, ArrayBase, Data, Ix2};
+
 use crate::error::QuantError;
-use crate::params::QuantParams;
+use crate::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
+use crate::params::{QuantParams, QuantRange, Scheme};
+use crate::quantize::{check_no_nan, ScalarQuantizer};
 
 /// Quantization parameters of a weight matrix `W` (p×n).
 ///
@@ -48,6 +52,58 @@ impl WeightParams {
     /// Whether there is one entry per column.
     pub fn is_per_channel(&self) -> bool {
         matches!(self, WeightParams::PerChannel(_))
+    }
+
+    /// Parameters derived from the real weights `w` (p×n) by their min and
+    /// max — per output column if `per_channel` — under `scheme` onto
+    /// `range`. TFLite's weights: `Scheme::Symmetric`,
+    /// `QuantRange::INT8_NARROW`, per channel.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{QuantRange, Scheme, WeightParams};
+    /// let w = array![[0.5f32, -20.0], [-0.25, 10.0]];
+    /// let p = WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, true)?;
+    /// assert_eq!(p.channel(0).unwrap().scale, 0.5 / 127.0);
+    /// assert_eq!(p.channel(1).unwrap().scale, 20.0 / 127.0);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn from_weights<S: Data<Elem = f32>>(
+        w: &ArrayBase<S, Ix2>,
+        scheme: Scheme,
+        range: QuantRange,
+        per_channel: bool,
+    ) -> Result<WeightParams, QuantError> {
+        check_no_nan(w, "weights")?;
+        if per_channel {
+            let mut observer = PerChannelMinMaxObserver::new();
+            observer.observe(w)?;
+            Ok(WeightParams::PerChannel(observer.params(scheme, range)?))
+        } else {
+            let mut observer = MinMaxObserver::new();
+            observer.observe(w);
+            Ok(WeightParams::PerTensor(observer.params(scheme, range)?))
+        }
+    }
+
+    /// Quantizes real weights `w` (p×n) by (5), column `j` with channel
+    /// `j`'s params, into int8. NaN is an error.
+    pub fn quantize<S: Data<Elem = f32>>(
+        &self,
+        w: &ArrayBase<S, Ix2>,
+    ) -> Result<Array2<i8>, QuantError> {
+        check_no_nan(w, "weights")?;
+        let (scales, zero_points) = self.expand(w.ncols())?;
+        let quantizers: Vec<ScalarQuantizer> = scales
+            .iter()
+            .zip(&zero_points)
+            .map(|(&scale, &zero_point)| {
+                ScalarQuantizer::new(QuantParams { scale, zero_point }, QuantRange::INT8)
+            })
+            .collect();
+        Ok(Array2::from_shape_fn(w.dim(), |(k, j)| {
+            quantizers[j].quantize(w[[k, j]]) as i8
+        }))
     }
 
     /// Validates every entry and the channel count against `n` columns, and

@@ -151,18 +151,18 @@ pub(crate) fn pack_rows<K: Kernel, T: QuantElem, S: Data<Elem = T>>(
     let check = lo > T::RANGE.qmin || hi < T::RANGE.qmax;
     for (i, row) in x.rows().into_iter().enumerate() {
         let dst = &mut data[i * kp..i * kp + p];
-        let mut sum = 0i64;
-        for (k, (d, &v)) in dst.iter_mut().zip(row.iter()).enumerate() {
-            let v = v.to_i32();
-            if check && (v < lo || v > hi) {
+        let sum = match row.as_slice() {
+            // Contiguous rows: a plain loop the compiler vectorizes.
+            Some(src) => pack_row::<K, T>(src.iter().copied(), dst, shift),
+            None => pack_row::<K, T>(row.iter().copied(), dst, shift),
+        };
+        if check {
+            if let Some(k) = row.iter().position(|v| !(lo..=hi).contains(&v.to_i32())) {
                 return Err(OutOfRange {
                     index: i * p + k,
-                    value: v,
+                    value: row[k].to_i32(),
                 });
             }
-            let shifted = v + shift;
-            sum += i64::from(shifted);
-            *d = K::pack_a(shifted);
         }
         if with_row_sums {
             row_sums.push(sum);
@@ -173,6 +173,23 @@ pub(crate) fn pack_rows<K: Kernel, T: QuantElem, S: Data<Elem = T>>(
         stride: kp,
         row_sums,
     })
+}
+
+/// Stores `K::pack_a(v + shift)` for each value; returns the sum of the
+/// shifted values.
+#[inline]
+fn pack_row<K: Kernel, T: QuantElem>(
+    src: impl Iterator<Item = T>,
+    dst: &mut [K::A],
+    shift: i32,
+) -> i64 {
+    let mut sum = 0i64;
+    for (d, v) in dst.iter_mut().zip(src) {
+        let shifted = v.to_i32() + shift;
+        sum += i64::from(shifted);
+        *d = K::pack_a(shifted);
+    }
+    sum
 }
 
 #[cfg(test)]

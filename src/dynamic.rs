@@ -1,0 +1,368 @@
+//! Dynamic quantization: real activations in, real outputs out, the
+//! activations quantized on every call (PyTorch's
+//! `quantized.dynamic.Linear`, ONNX Runtime's `DynamicQuantizeLinear` +
+//! `MatMulInteger`).
+//!
+//! Per call, each row `i` of `X` (or the whole tensor) gets parameters
+//! `(s_X[i], z_X[i])` from its own min and max under the chosen scheme and
+//! range, is quantized by (5), multiplied exactly by the int8 weights, and
+//! the accumulator is scaled back:
+//!
+//! ```text
+//! (23) acc[i,j] = Σ_k (Xq[i,k] − z_X[i])·(Wq[k,j] − z_W[j])                      exact, (11)
+//!      y[i,j]   = f32(acc[i,j]) · f32(f32(s_X[i])·f32(s_W[j])) + b[j]            f32, in this order
+//! ```
+//!
+//! With [`Granularity::PerRow`] a row's result depends on that row alone:
+//! it is the same whether the row is run alone or in any batch.
+
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
+
+use crate::elem::QuantElem;
+use crate::error::QuantError;
+use crate::gemm::driver::Epilogue;
+use crate::gemm::pack::PackedWeights;
+use crate::gemm::KernelChoice;
+use crate::linear::{check_len, to_matrix};
+use crate::observer::{MinMaxObserver, Observer};
+use crate::params::{QuantParams, QuantRange, Scheme};
+use crate::quantize::{check_no_nan, check_range_fits, quantize_as};
+use crate::weights::WeightParams;
+
+/// Which values share one set of activation parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    /// One scale and zero point for the whole input (ONNX Runtime, PyTorch).
+    #[default]
+    PerTensor,
+    /// One per row: a row's output does not depend on the rest of the batch.
+    PerRow,
+}
+
+/// How [`DynamicLinear`] quantizes its input on each call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DynamicActivations {
+    /// Per tensor or per row.
+    pub granularity: Granularity,
+    /// How parameters come from the observed min and max.
+    pub scheme: Scheme,
+    /// The integer range the activations are quantized into (`u8` storage
+    /// for unsigned ranges, `i8` for signed ones).
+    pub range: QuantRange,
+}
+
+impl DynamicActivations {
+    /// ONNX Runtime's `DynamicQuantizeLinear`: affine uint8 `[0, 255]`, per
+    /// tensor.
+    pub const ONNX_RUNTIME: DynamicActivations = DynamicActivations {
+        granularity: Granularity::PerTensor,
+        scheme: Scheme::Affine,
+        range: QuantRange::UINT8,
+    };
+    /// PyTorch's x86 (fbgemm) dynamic linear: affine uint8 with
+    /// `reduce_range`, `[0, 127]`, per tensor. The 7-bit range also lets
+    /// the reduced-range kernel run where it is the fastest.
+    pub const PYTORCH_X86: DynamicActivations = DynamicActivations {
+        granularity: Granularity::PerTensor,
+        scheme: Scheme::Affine,
+        range: QuantRange::UINT8_REDUCED,
+    };
+}
+
+impl Default for DynamicActivations {
+    fn default() -> Self {
+        DynamicActivations::ONNX_RUNTIME
+    }
+}
+
+/// A linear layer with int8 weights whose activations are quantized on
+/// every call: `f32` in, `f32` out.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{DynamicActivations, DynamicLinear, Granularity, QuantRange, Scheme, WeightParams};
+///
+/// let w = array![[0.5f32, -1.0], [0.25, 2.0], [-1.5, 0.75]];
+/// let pw = WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, true)?;
+/// let b = array![0.1f32, -0.2];
+/// let layer = DynamicLinear::from_f32(&w, pw, Some(b.clone()))?.with_activations(DynamicActivations {
+///     granularity: Granularity::PerRow,
+///     ..DynamicActivations::ONNX_RUNTIME
+/// })?;
+/// let x = array![[1.0f32, 0.5, -2.0], [0.01, 0.02, 0.03]];
+/// let y = layer.forward(&x)?;
+/// let exact = x.dot(&w) + &b;
+/// assert!((&y - &exact).iter().all(|e| e.abs() < 0.05));
+/// # Ok::<(), qlinear::QuantError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct DynamicLinear {
+    packed: PackedWeights,
+    kernel: KernelChoice,
+    weight: WeightParams,
+    weight_scales: Vec<f32>,
+    /// `−z_W[j]`; empty when every weight zero point is 0.
+    neg_w_zero_points: Vec<i64>,
+    /// `d[j] = −Σ_k Wq[k,j] + p·z_W[j]`, the coefficient of `z'_X[i]` in (11).
+    zero_point_terms: Vec<i64>,
+    max_w_zero_point: u64,
+    bias: Option<Array1<f32>>,
+    activations: DynamicActivations,
+}
+
+impl DynamicLinear {
+    /// A layer from int8 weights `w_q` (p×n), their params and an optional
+    /// real bias, with [`DynamicActivations::ONNX_RUNTIME`].
+    pub fn from_quantized(
+        w_q: Array2<i8>,
+        weight: impl Into<WeightParams>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<DynamicLinear, QuantError> {
+        let weight = weight.into();
+        let (p, n) = w_q.dim();
+        let (scales, zero_points) = weight.expand(n)?;
+        if let Some(b) = &bias {
+            check_len("bias", n, b.len())?;
+            check_no_nan(b, "bias")?;
+        }
+        let activations = DynamicActivations::default();
+        let kernel = KernelChoice::select(activations.range);
+        let (nr, kg) = kernel.layout();
+        let packed = PackedWeights::new(&w_q, nr, kg);
+        let zero_point_terms = (0..n)
+            .map(|j| -packed.col_sums()[j] + p as i64 * i64::from(zero_points[j]))
+            .collect();
+        let neg_w_zero_points = if zero_points.iter().any(|&z| z != 0) {
+            zero_points.iter().map(|&z| -i64::from(z)).collect()
+        } else {
+            Vec::new()
+        };
+        let layer = DynamicLinear {
+            packed,
+            kernel,
+            weight,
+            weight_scales: scales.iter().map(|&s| s as f32).collect(),
+            neg_w_zero_points,
+            zero_point_terms,
+            max_w_zero_point: zero_points
+                .iter()
+                .map(|z| u64::from(z.unsigned_abs()))
+                .max()
+                .unwrap_or(0),
+            bias,
+            activations,
+        };
+        layer.with_activations(activations)
+    }
+
+    /// A layer from real weights `w` (p×n), quantized with `weight`.
+    pub fn from_f32<S: Data<Elem = f32>>(
+        w: &ArrayBase<S, Ix2>,
+        weight: impl Into<WeightParams>,
+        bias: Option<Array1<f32>>,
+    ) -> Result<DynamicLinear, QuantError> {
+        let weight = weight.into();
+        DynamicLinear::from_quantized(weight.quantize(w)?, weight, bias)
+    }
+
+    /// The same layer quantizing its activations as `activations` says.
+    ///
+    /// Errors if the range is not within `i8` or `u8`.
+    pub fn with_activations(
+        mut self,
+        activations: DynamicActivations,
+    ) -> Result<DynamicLinear, QuantError> {
+        let range = activations.range;
+        if check_range_fits::<u8>(range).is_err() {
+            check_range_fits::<i8>(range)?;
+        }
+        self.activations = activations;
+        let kernel = KernelChoice::select(range);
+        let layout = kernel.layout();
+        if layout != self.packed.layout() {
+            self.packed = PackedWeights::new(&self.packed.unpack(), layout.0, layout.1);
+        }
+        self.kernel = kernel;
+        Ok(self)
+    }
+
+    /// Runs the layer on real input `x` (m×p, any layout).
+    ///
+    /// Errors on a NaN in `x`, a wrong number of columns, or activation
+    /// parameters (from [`Scheme::Notebook`] on data far from 0) whose zero
+    /// point would let the accumulator leave `i64`.
+    pub fn forward<S: Data<Elem = f32>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+    ) -> Result<Array2<f32>, QuantError> {
+        if x.ncols() != self.in_features() {
+            return Err(QuantError::InnerDimensionMismatch {
+                x_cols: x.ncols(),
+                w_rows: self.in_features(),
+            });
+        }
+        check_no_nan(x, "input")?;
+        let params = self.activation_params(x.view())?;
+        let (m, n) = (x.nrows(), self.out_features());
+        let mut out = vec![0f32; m * n];
+        let range = self.activations.range;
+        if range.qmin >= 0 {
+            self.run::<u8, _>(x, &params, &mut out)?;
+        } else {
+            self.run::<i8, _>(x, &params, &mut out)?;
+        }
+        Ok(to_matrix(m, n, out))
+    }
+
+    /// The activation parameters [`forward`](Self::forward) uses for `x`:
+    /// one per row, or the same one repeated for every row.
+    pub fn activation_params(
+        &self,
+        x: ArrayView2<'_, f32>,
+    ) -> Result<Vec<QuantParams>, QuantError> {
+        let DynamicActivations {
+            granularity,
+            scheme,
+            range,
+        } = self.activations;
+        let params_of = |values: ArrayView2<'_, f32>| -> Result<QuantParams, QuantError> {
+            let mut observer = MinMaxObserver::new();
+            observer.observe(&values);
+            match observer.range() {
+                Ok((lo, hi)) => scheme.params(lo, hi, range),
+                // An empty row (p = 0) or only infinities: nothing to scale.
+                Err(QuantError::NothingObserved { .. }) => scheme.params(0.0, 0.0, range),
+                Err(e) => Err(e),
+            }
+        };
+        match granularity {
+            Granularity::PerTensor => Ok(vec![params_of(x)?; x.nrows()]),
+            Granularity::PerRow => x.axis_chunks_iter(Axis(0), 1).map(params_of).collect(),
+        }
+    }
+
+    fn run<T: QuantElem, S: Data<Elem = f32>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        params: &[QuantParams],
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        let range = self.activations.range;
+        // Quantize row by row with each row's parameters, into T.
+        let mut x_q = Array2::<T>::default(x.dim());
+        for ((row, mut dst), p) in x.rows().into_iter().zip(x_q.rows_mut()).zip(params) {
+            dst.assign(&quantize_as::<T, _, _>(&row, *p, range)?);
+        }
+        let shift = self.kernel.shift(T::KIND, range);
+        let max_zx = params
+            .iter()
+            .map(|p| u64::from(p.zero_point.unsigned_abs()))
+            .max()
+            .unwrap_or(0);
+        let bound = (self.in_features() as u128)
+            .checked_mul(u128::from(384 + max_zx))
+            .and_then(|v| v.checked_mul(u128::from(128 + self.max_w_zero_point)))
+            .unwrap_or(u128::MAX);
+        if bound > i64::MAX as u128 {
+            return Err(QuantError::AccumulatorOverflow {
+                inner_dim: self.in_features(),
+                bound,
+                limit: i64::MAX as u128,
+            });
+        }
+        let epilogue = Dequantize {
+            layer: self,
+            row_zero_points: params
+                .iter()
+                .map(|p| i64::from(p.zero_point) + i64::from(shift))
+                .collect(),
+            row_scales: params.iter().map(|p| p.scale as f32).collect(),
+        };
+        let with_row_sums = !self.neg_w_zero_points.is_empty();
+        self.kernel
+            .execute(
+                &self.packed,
+                &x_q,
+                shift,
+                (range.qmin, range.qmax),
+                with_row_sums,
+                &epilogue,
+                out,
+            )
+            .map_err(|e| QuantError::InputOutOfRange {
+                index: e.index,
+                value: e.value,
+                qmin: range.qmin,
+                qmax: range.qmax,
+            })
+    }
+
+    /// Inner dimension `p`.
+    pub fn in_features(&self) -> usize {
+        self.packed.p()
+    }
+
+    /// Output dimension `n`.
+    pub fn out_features(&self) -> usize {
+        self.packed.n()
+    }
+
+    /// Parameters of the weights.
+    pub fn weight_params(&self) -> &WeightParams {
+        &self.weight
+    }
+
+    /// How activations are quantized.
+    pub fn activations(&self) -> DynamicActivations {
+        self.activations
+    }
+
+    /// Name of the kernel this layer runs.
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel.name()
+    }
+}
+
+/// (23) fused into the kernel's write-back.
+struct Dequantize<'a> {
+    layer: &'a DynamicLinear,
+    /// `z'_X[i] = z_X[i] + shift`.
+    row_zero_points: Vec<i64>,
+    row_scales: Vec<f32>,
+}
+
+impl Epilogue<f32> for Dequantize<'_> {
+    fn write(
+        &self,
+        i0: usize,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+        dots: &[i64],
+        dots_stride: usize,
+        row_sums: &[i64],
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let l = self.layer;
+        for r in 0..rows {
+            let i = i0 + r;
+            let (zx, sx) = (self.row_zero_points[i], self.row_scales[i]);
+            let row_sum = row_sums.get(i).copied().unwrap_or(0);
+            let dots = &dots[r * dots_stride..r * dots_stride + cols];
+            let out = &mut out[r * out_stride..r * out_stride + cols];
+            for (c, (o, &dot)) in out.iter_mut().zip(dots).enumerate() {
+                let j = j0 + c;
+                let mut acc = dot + zx * l.zero_point_terms[j];
+                if let Some(&nz) = l.neg_w_zero_points.get(j) {
+                    acc += row_sum * nz;
+                }
+                let y = acc as f32 * (sx * l.weight_scales[j]);
+                *o = match &l.bias {
+                    Some(b) => y + b[j],
+                    None => y,
+                };
+            }
+        }
+    }
+}

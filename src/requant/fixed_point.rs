@@ -1,0 +1,364 @@
+//! TFLite's fixed-point multiplier, equation (19): `QuantizeMultiplier`,
+//! `SaturatingRoundingDoublingHighMul` and the three rounding shifts.
+
+use super::Rounding;
+use crate::error::QuantError;
+
+/// A multiplier `M ≈ multiplier · 2^(shift − 31)` with `multiplier` in
+/// `[2^30, 2^31)` (or 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantizedMultiplier {
+    /// The Q31 mantissa.
+    pub multiplier: i32,
+    /// The power of two: positive shifts left, negative right.
+    pub shift: i32,
+}
+
+/// TFLite's `QuantizeMultiplier`: `(f, e) = frexp(M)` with `f ∈ [0.5, 1)`,
+/// `q = round_half_away(f·2^31)`; if `q = 2^31` then `q = 2^30, e += 1`;
+/// if `e < −31` then `(q, e) = (0, 0)`.
+///
+/// Errors for a negative, NaN or infinite `M`.
+///
+/// ```
+/// use qlinear::requant::{quantize_multiplier, QuantizedMultiplier};
+/// assert_eq!(
+///     quantize_multiplier(0.5).unwrap(),
+///     QuantizedMultiplier { multiplier: 1 << 30, shift: 0 }
+/// );
+/// assert_eq!(quantize_multiplier(0.0).unwrap().multiplier, 0);
+/// ```
+pub fn quantize_multiplier(m: f64) -> Result<QuantizedMultiplier, QuantError> {
+    if !(m.is_finite() && m >= 0.0) {
+        return Err(QuantError::InvalidMultiplier {
+            what: "fixed-point multiplier",
+            value: m,
+        });
+    }
+    if m == 0.0 {
+        return Ok(QuantizedMultiplier {
+            multiplier: 0,
+            shift: 0,
+        });
+    }
+    let (f, mut e) = frexp(m);
+    let mut q = (f * 2f64.powi(31)).round() as i64;
+    if q == 1i64 << 31 {
+        q = 1 << 30;
+        e += 1;
+    }
+    if e < -31 {
+        return Ok(QuantizedMultiplier {
+            multiplier: 0,
+            shift: 0,
+        });
+    }
+    Ok(QuantizedMultiplier {
+        multiplier: q as i32,
+        shift: e,
+    })
+}
+
+/// `(f, e)` with `m = f·2^e`, `f ∈ [0.5, 1)`, for finite `m > 0`.
+fn frexp(m: f64) -> (f64, i32) {
+    let bits = m.to_bits();
+    let exp_field = ((bits >> 52) & 0x7ff) as i32;
+    if exp_field == 0 {
+        // Subnormal: scale into the normal range first.
+        let (f, e) = frexp(m * 2f64.powi(64));
+        return (f, e - 64);
+    }
+    let f = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (f, exp_field - 1022)
+}
+
+/// `acc · M` in fixed point, (19), saturated to `i32`.
+///
+/// ```
+/// use qlinear::requant::{multiply_by_quantized_multiplier, quantize_multiplier, Rounding};
+/// let m = quantize_multiplier(0.3).unwrap();
+/// // gemmlowp's double rounding: −1001·0.3 = −300.3, yet −301.
+/// assert_eq!(multiply_by_quantized_multiplier(-1001, m, Rounding::Double), -301);
+/// assert_eq!(multiply_by_quantized_multiplier(-1001, m, Rounding::Single), -300);
+/// ```
+pub fn multiply_by_quantized_multiplier(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i32 {
+    let QuantizedMultiplier {
+        multiplier: q,
+        shift,
+    } = m;
+    match rounding {
+        Rounding::HalfUp | Rounding::Double => {
+            let left = shift.max(0);
+            let right = (-shift).max(0);
+            let high = srdhm(saturating_shl(x, left), q);
+            if rounding == Rounding::HalfUp {
+                shr_half_up(high, right)
+            } else {
+                rounding_divide_by_pot(high, right)
+            }
+        }
+        Rounding::Single => {
+            let (q, shift) = if shift > 30 {
+                (i32::MAX, 30)
+            } else {
+                (q, shift)
+            };
+            let total = 31 - shift;
+            let v = (i64::from(x) * i64::from(q) + (1i64 << (total - 1))) >> total;
+            saturate(v)
+        }
+    }
+}
+
+/// Saturating rounding doubling high multiply: `(a·b + nudge) / 2^31`,
+/// truncating, with `nudge = 2^30` or `1 − 2^30` by the sign of `a·b`.
+fn srdhm(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// `(v + 2^(r−1)) >> r`: ties toward +∞.
+fn shr_half_up(v: i32, r: i32) -> i32 {
+    if r == 0 {
+        return v;
+    }
+    ((i64::from(v) + (1i64 << (r - 1))) >> r) as i32
+}
+
+/// gemmlowp's `RoundingDivideByPOT`: ties away from zero.
+fn rounding_divide_by_pot(v: i32, r: i32) -> i32 {
+    let v = i64::from(v);
+    let mask = (1i64 << r) - 1;
+    let remainder = v & mask;
+    let threshold = (mask >> 1) + i64::from(v < 0);
+    ((v >> r) + i64::from(remainder > threshold)) as i32
+}
+
+fn saturating_shl(x: i32, left: i32) -> i32 {
+    if x == 0 || left == 0 {
+        return x;
+    }
+    if left >= 32 {
+        return if x > 0 { i32::MAX } else { i32::MIN };
+    }
+    saturate(i64::from(x) << left)
+}
+
+fn saturate(v: i64) -> i32 {
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qm(multiplier: i32, shift: i32) -> QuantizedMultiplier {
+        QuantizedMultiplier { multiplier, shift }
+    }
+
+    #[test]
+    fn quantize_multiplier_edges() {
+        // Exactly 0.5: f = 0.5, q = 2^30, e = 0.
+        assert_eq!(quantize_multiplier(0.5).unwrap(), qm(1 << 30, 0));
+        // 1.0 = 0.5·2^1.
+        assert_eq!(quantize_multiplier(1.0).unwrap(), qm(1 << 30, 1));
+        // Just under 1: f·2^31 rounds up to 2^31, so q = 2^30 and e + 1.
+        let just_under = 1.0 - f64::EPSILON / 2.0;
+        assert_eq!(quantize_multiplier(just_under).unwrap(), qm(1 << 30, 1));
+        // The largest f that does not round up.
+        let f = (2f64.powi(31) - 1.0) / 2f64.powi(31);
+        assert_eq!(quantize_multiplier(f).unwrap(), qm(i32::MAX, 0));
+        // Multipliers above 1.
+        assert_eq!(quantize_multiplier(3.0).unwrap(), qm(3 << 29, 2));
+        assert_eq!(quantize_multiplier(2f64.powi(40)).unwrap(), qm(1 << 30, 41));
+        // Below 2^-31: e < −31 gives (0, 0); 2^-32 = 0.5·2^-31 is still kept.
+        assert_eq!(
+            quantize_multiplier(2f64.powi(-32)).unwrap(),
+            qm(1 << 30, -31)
+        );
+        assert_eq!(quantize_multiplier(2f64.powi(-33)).unwrap(), qm(0, 0));
+        assert_eq!(quantize_multiplier(1e-300).unwrap(), qm(0, 0));
+        assert_eq!(
+            quantize_multiplier(f64::MIN_POSITIVE / 8.0).unwrap(),
+            qm(0, 0)
+        );
+        // Round half away in f·2^31: f = 0.75 + 2^-33 → 0.75·2^31 + 0.25 → down.
+        let m = 0.75 + 2f64.powi(-33);
+        assert_eq!(quantize_multiplier(m).unwrap(), qm(3 << 29, 0));
+        let m = 0.75 + 2f64.powi(-32); // exactly +0.5 after scaling: away from zero
+        assert_eq!(quantize_multiplier(m).unwrap(), qm((3 << 29) + 1, 0));
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            assert!(quantize_multiplier(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn srdhm_edges() {
+        assert_eq!(srdhm(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(srdhm(i32::MIN, i32::MAX), -i32::MAX);
+        assert_eq!(srdhm(i32::MAX, i32::MAX), i32::MAX - 1);
+        // Ties: a·b = ±2^30 is exactly ±0.5 in units of 2^31. The positive
+        // tie rounds up; the negative one, (−2^30 + 1 − 2^30)/2^31 truncated,
+        // rounds to 0: SRDHM's ties go toward +∞ for both signs.
+        assert_eq!(srdhm(1 << 15, 1 << 15), 1);
+        assert_eq!(srdhm(-(1 << 15), 1 << 15), 0);
+        assert_eq!(srdhm(-3 << 15, 1 << 15), -1); // −1.5 → −1
+        assert_eq!(srdhm(3, 1 << 29), 1); // 1.5·2^30 / 2^31 = 0.75
+        assert_eq!(srdhm(-3, 1 << 29), -1);
+        assert_eq!(srdhm(1, 1 << 29), 0); // 0.25
+        assert_eq!(srdhm(-1, 1 << 29), 0);
+    }
+
+    #[test]
+    fn rounding_shifts_at_ties_of_both_signs_and_extreme_shifts() {
+        // shr_half_up: ties toward +∞.
+        assert_eq!(shr_half_up(5, 1), 3);
+        assert_eq!(shr_half_up(-5, 1), -2);
+        assert_eq!(shr_half_up(-6, 2), -1); // −1.5 → −1
+        assert_eq!(shr_half_up(7, 0), 7);
+        assert_eq!(shr_half_up(i32::MAX, 31), 1);
+        assert_eq!(shr_half_up(i32::MIN, 31), -1);
+        assert_eq!(shr_half_up(1 << 30, 31), 1); // 0.5 → 1
+        assert_eq!(shr_half_up(-(1 << 30), 31), 0); // −0.5 → 0
+                                                    // RoundingDivideByPOT: ties away from zero.
+        assert_eq!(rounding_divide_by_pot(5, 1), 3);
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3);
+        assert_eq!(rounding_divide_by_pot(-6, 2), -2);
+        assert_eq!(rounding_divide_by_pot(7, 0), 7);
+        assert_eq!(rounding_divide_by_pot(1 << 30, 31), 1);
+        assert_eq!(rounding_divide_by_pot(-(1 << 30), 31), -1);
+        assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
+        assert_eq!(rounding_divide_by_pot(i32::MAX, 31), 1);
+    }
+
+    #[test]
+    fn the_three_roundings_differ_where_they_should() {
+        // PEERS.md: −1001 × 0.3 gives −301 with double rounding.
+        let m = quantize_multiplier(0.3).unwrap();
+        assert_eq!(
+            multiply_by_quantized_multiplier(-1001, m, Rounding::Double),
+            -301
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-1001, m, Rounding::HalfUp),
+            -300
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-1001, m, Rounding::Single),
+            -300
+        );
+        // A tie in the final shift: 6 × 0.25 = 1.5 and −6 × 0.25 = −1.5
+        // (0.25 is (2^30, −1): SRDHM halves, then a shift by one rounds).
+        let quarter = quantize_multiplier(0.25).unwrap();
+        assert_eq!(quarter, qm(1 << 30, -1));
+        assert_eq!(
+            multiply_by_quantized_multiplier(6, quarter, Rounding::HalfUp),
+            2
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-6, quarter, Rounding::HalfUp),
+            -1
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(6, quarter, Rounding::Double),
+            2
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-6, quarter, Rounding::Double),
+            -2
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(6, quarter, Rounding::Single),
+            2
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-6, quarter, Rounding::Single),
+            -1
+        );
+        // With shift 0 the tie is rounded inside SRDHM, toward +∞.
+        let half = quantize_multiplier(0.5).unwrap();
+        assert_eq!(
+            multiply_by_quantized_multiplier(3, half, Rounding::HalfUp),
+            2
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-3, half, Rounding::HalfUp),
+            -1
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-3, half, Rounding::Double),
+            -1
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(-3, half, Rounding::Single),
+            -1
+        );
+        // Multiplier 2^-31 exactly (shift −31 after rounding): 2^31·2^-31.
+        let tiny = quantize_multiplier(2f64.powi(-31)).unwrap();
+        assert_eq!(tiny, qm(1 << 30, -30));
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MAX, tiny, Rounding::HalfUp),
+            1
+        );
+        // (0, 0): everything maps to 0.
+        let zero = quantize_multiplier(1e-12).unwrap();
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MAX, zero, Rounding::HalfUp),
+            0
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, zero, Rounding::Single),
+            0
+        );
+    }
+
+    #[test]
+    fn left_shifts_saturate_instead_of_wrapping() {
+        let m = quantize_multiplier(2f64.powi(20)).unwrap();
+        for r in [Rounding::HalfUp, Rounding::Double, Rounding::Single] {
+            assert_eq!(multiply_by_quantized_multiplier(1, m, r), 1 << 20);
+            assert_eq!(multiply_by_quantized_multiplier(-1, m, r), -(1 << 20));
+            // 2^12·2^20 = 2^32 does not fit: the result keeps its sign and
+            // stays beyond every output range (2^30 after the saturated
+            // left shift and the Q31 half, i32::MAX for single rounding).
+            assert!(multiply_by_quantized_multiplier(1 << 12, m, r) >= 1 << 30);
+            assert!(multiply_by_quantized_multiplier(-(1 << 12), m, r) <= -(1 << 30));
+        }
+        // Single rounding saturates a shift above 30 to (2^31 − 1, 30).
+        let big = quantize_multiplier(2f64.powi(40)).unwrap();
+        assert_eq!(
+            multiply_by_quantized_multiplier(1, big, Rounding::Single),
+            1 << 30
+        );
+    }
+
+    #[test]
+    fn i32_min_inputs() {
+        let one_half = quantize_multiplier(0.5).unwrap();
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, one_half, Rounding::HalfUp),
+            -(1 << 30)
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, one_half, Rounding::Double),
+            -(1 << 30)
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, one_half, Rounding::Single),
+            -(1 << 30)
+        );
+        let almost_one = qm(i32::MAX, 0);
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, almost_one, Rounding::HalfUp),
+            i32::MIN + 1
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! The prepared output stages, one per requantizer: per-column constants
+//! computed at construction and the per-element arithmetic of (10), (18),
+//! (19) and (20).
+//!
+//! Each stage clamps *before* rounding where that is cheaper: with integer
+//! bounds, rounding is monotone and fixes integers, so
+//! `clamp(round(v)) = round(clamp(v))`, and the clamped value is small
+//! enough for the exact roundings of (22).
+
+use super::fixed_point::{multiply_by_quantized_multiplier, QuantizedMultiplier};
+use super::round::{half_away_f64, half_even_f32, half_even_f64};
+use super::Rounding;
+use crate::elem::QuantElem;
+
+/// Maps an exact accumulator of output column `j` to the clamped output
+/// integer. One implementation per requantizer, so the per-element loop
+/// holds no branch on the mode.
+pub(crate) trait ColumnRequant: Sync {
+    /// The output integer for accumulator `acc` of column `j`.
+    fn apply(&self, acc: i64, j: usize) -> i32;
+
+    /// `out[c] = apply(accs[c], j0 + c)`.
+    #[inline]
+    fn apply_row<T: QuantElem>(&self, accs: &[i64], j0: usize, out: &mut [T]) {
+        for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
+            *o = T::from_i32_clamped(self.apply(acc, j0 + c));
+        }
+    }
+}
+
+/// Prepared (8)–(10): `out = clamp(round_half_even(o[j] + M[j]·f64(acc)))`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Float64Stage {
+    offsets: Vec<f64>,
+    multipliers: Vec<f64>,
+    lo: f64,
+    hi: f64,
+}
+
+impl Float64Stage {
+    /// From `o[j]` and `M[j]` (finite) and the clamp.
+    pub(crate) fn new(offsets: Vec<f64>, multipliers: Vec<f64>, (lo, hi): (i32, i32)) -> Self {
+        Float64Stage {
+            offsets,
+            multipliers,
+            lo: f64::from(lo),
+            hi: f64::from(hi),
+        }
+    }
+
+    #[inline]
+    fn one(&self, offset: f64, multiplier: f64, acc: i64) -> i32 {
+        // `o + M·acc` is a number or an infinity (both finite factors); the
+        // clamp (NaN-proof: `max` first) bounds it for (22).
+        let v = offset + multiplier * acc as f64;
+        half_even_f64(v.max(self.lo).min(self.hi)) as i32
+    }
+}
+
+impl ColumnRequant for Float64Stage {
+    #[inline]
+    fn apply(&self, acc: i64, j: usize) -> i32 {
+        self.one(self.offsets[j], self.multipliers[j], acc)
+    }
+
+    #[inline]
+    fn apply_row<T: QuantElem>(&self, accs: &[i64], j0: usize, out: &mut [T]) {
+        let n = accs.len();
+        let columns = self.offsets[j0..j0 + n]
+            .iter()
+            .zip(&self.multipliers[j0..j0 + n]);
+        for ((o, &acc), (&offset, &multiplier)) in out.iter_mut().zip(accs).zip(columns) {
+            *o = T::from_i32_clamped(self.one(offset, multiplier, acc));
+        }
+    }
+}
+
+/// Prepared (18): `out = clamp(round_half_away(f64(acc)·M[j]) + z)`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TfliteReferenceStage {
+    multipliers: Vec<f64>,
+    zero_point: i64,
+    /// The clamp moved before the zero point: `[lo − z, hi − z]`.
+    lo: f64,
+    hi: f64,
+}
+
+impl TfliteReferenceStage {
+    /// From `M[j]` (finite), the output zero point and the clamp.
+    pub(crate) fn new(multipliers: Vec<f64>, zero_point: i32, (lo, hi): (i32, i32)) -> Self {
+        let z = i64::from(zero_point);
+        TfliteReferenceStage {
+            multipliers,
+            zero_point: z,
+            lo: (i64::from(lo) - z) as f64,
+            hi: (i64::from(hi) - z) as f64,
+        }
+    }
+}
+
+impl ColumnRequant for TfliteReferenceStage {
+    #[inline]
+    fn apply(&self, acc: i64, j: usize) -> i32 {
+        let v = acc as f64 * self.multipliers[j];
+        (half_away_f64(v.max(self.lo).min(self.hi)) + self.zero_point) as i32
+    }
+}
+
+/// Prepared (19): integer arithmetic only.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FixedPointStage {
+    rounding: Rounding,
+    multipliers: Vec<QuantizedMultiplier>,
+    zero_point: i64,
+    lo: i64,
+    hi: i64,
+}
+
+impl FixedPointStage {
+    /// From the quantized multipliers, the output zero point and the clamp.
+    pub(crate) fn new(
+        rounding: Rounding,
+        multipliers: Vec<QuantizedMultiplier>,
+        zero_point: i32,
+        (lo, hi): (i32, i32),
+    ) -> Self {
+        FixedPointStage {
+            rounding,
+            multipliers,
+            zero_point: i64::from(zero_point),
+            lo: i64::from(lo),
+            hi: i64::from(hi),
+        }
+    }
+}
+
+impl ColumnRequant for FixedPointStage {
+    #[inline]
+    fn apply(&self, acc: i64, j: usize) -> i32 {
+        // The layer refuses weights whose accumulator could leave i32, so
+        // the narrowing is exact.
+        let acc = acc.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let scaled = multiply_by_quantized_multiplier(acc, self.multipliers[j], self.rounding);
+        (i64::from(scaled) + self.zero_point).clamp(self.lo, self.hi) as i32
+    }
+}
+
+/// Prepared (20): `out = clamp(round_half_even(f32(acc)·m[j]) + z)`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Float32Stage {
+    multipliers: Vec<f32>,
+    zero_point: i64,
+    lo: i64,
+    hi: i64,
+    /// `[lo − z, hi − z]` as `f32` when both lie within `2^22`, so that the
+    /// clamp can come first and (22) round exactly.
+    shifted_clamp: Option<(f32, f32)>,
+}
+
+impl Float32Stage {
+    /// From `m[j]` (finite), the output zero point and the clamp.
+    pub(crate) fn new(multipliers: Vec<f32>, zero_point: i32, (lo, hi): (i32, i32)) -> Self {
+        let z = i64::from(zero_point);
+        let (a, b) = (i64::from(lo) - z, i64::from(hi) - z);
+        let small = |v: i64| v.abs() <= 1 << 22;
+        Float32Stage {
+            multipliers,
+            zero_point: z,
+            lo: i64::from(lo),
+            hi: i64::from(hi),
+            shifted_clamp: (small(a) && small(b)).then_some((a as f32, b as f32)),
+        }
+    }
+}
+
+impl ColumnRequant for Float32Stage {
+    #[inline]
+    fn apply(&self, acc: i64, j: usize) -> i32 {
+        let v = acc as f32 * self.multipliers[j];
+        match self.shifted_clamp {
+            Some((a, b)) => (half_even_f32(v.max(a).min(b)) as i64 + self.zero_point) as i32,
+            None => {
+                // Bounded first so that adding the zero point cannot overflow.
+                let r = v.round_ties_even().clamp(-1e15, 1e15) as i64;
+                (r + self.zero_point).clamp(self.lo, self.hi) as i32
+            }
+        }
+    }
+}
