@@ -552,8 +552,9 @@ impl QuantizedLinear {
     }
 
     /// Bytes the packed weights take, column sums included: the layer's
-    /// weight memory (at most 1.1× the int8 weights once `p ≥ 40` and
-    /// `n ≥ 160`; padding to whole panels dominates below that).
+    /// weight memory. That is `kp·n_pad + 8n` for `p·n` int8 weights, with
+    /// `p` padded to the kernel's k-group and `n` to its panel width (at
+    /// most 32): at most 1.1× the int8 bytes once `p ≥ 100` and `n ≥ 320`.
     pub fn packed_weight_bytes(&self) -> usize {
         self.packed.bytes()
     }
