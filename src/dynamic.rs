@@ -20,7 +20,7 @@ use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
 
 use crate::elem::QuantElem;
 use crate::error::QuantError;
-use crate::gemm::driver::Epilogue;
+use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
 use crate::linear::{check_len, to_matrix};
@@ -338,7 +338,7 @@ impl Epilogue<f32> for Dequantize<'_> {
         j0: usize,
         rows: usize,
         cols: usize,
-        dots: &[i64],
+        dots: Dots<'_>,
         dots_stride: usize,
         row_sums: &[i64],
         out: &mut [f32],
@@ -349,10 +349,15 @@ impl Epilogue<f32> for Dequantize<'_> {
             let i = i0 + r;
             let (zx, sx) = (self.row_zero_points[i], self.row_scales[i]);
             let row_sum = row_sums.get(i).copied().unwrap_or(0);
-            let dots = &dots[r * dots_stride..r * dots_stride + cols];
+            let span = r * dots_stride..r * dots_stride + cols;
+            let dot_at = |c: usize| match dots {
+                Dots::I32(d) => i64::from(d[span.start + c]),
+                Dots::I64(d) => d[span.start + c],
+            };
             let out = &mut out[r * out_stride..r * out_stride + cols];
-            for (c, (o, &dot)) in out.iter_mut().zip(dots).enumerate() {
+            for (c, o) in out.iter_mut().enumerate() {
                 let j = j0 + c;
+                let dot = dot_at(c);
                 let mut acc = dot + zx * l.zero_point_terms[j];
                 if let Some(&nz) = l.neg_w_zero_points.get(j) {
                     acc += row_sum * nz;

@@ -52,7 +52,7 @@ use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, DataMut, Ix2};
 use crate::activation::FusedActivation;
 use crate::elem::{ElemKind, QuantElem};
 use crate::error::QuantError;
-use crate::gemm::driver::Epilogue;
+use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::{OutOfRange, PackedWeights};
 use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
@@ -847,10 +847,10 @@ struct Terms<'a> {
 impl Terms<'_> {
     /// Equation (11) for one row of a tile: `accs[c]` for column `j0 + c`.
     #[inline]
-    fn row(&self, dots: &[i64], row_sum: i64, j0: usize, accs: &mut [i64]) {
+    fn row<D: Copy + Into<i64>>(&self, dots: &[D], row_sum: i64, j0: usize, accs: &mut [i64]) {
         let columns = &self.column_terms[j0..j0 + dots.len()];
         for ((acc, &dot), &c) in accs.iter_mut().zip(dots).zip(columns) {
-            *acc = dot + c;
+            *acc = dot.into() + c;
         }
         if !self.neg_w_zero_points.is_empty() {
             let neg_zw = &self.neg_w_zero_points[j0..j0 + dots.len()];
@@ -866,7 +866,7 @@ impl Terms<'_> {
     fn for_tile<O>(
         &self,
         (i0, j0, rows, cols): (usize, usize, usize, usize),
-        dots: &[i64],
+        dots: Dots<'_>,
         dots_stride: usize,
         row_sums: &[i64],
         out: &mut [O],
@@ -877,12 +877,11 @@ impl Terms<'_> {
         let accs = &mut accs[..cols];
         for r in 0..rows {
             let row_sum = row_sums.get(i0 + r).copied().unwrap_or(0);
-            self.row(
-                &dots[r * dots_stride..r * dots_stride + cols],
-                row_sum,
-                j0,
-                accs,
-            );
+            let span = r * dots_stride..r * dots_stride + cols;
+            match dots {
+                Dots::I32(d) => self.row(&d[span], row_sum, j0, accs),
+                Dots::I64(d) => self.row(&d[span], row_sum, j0, accs),
+            }
             finish(accs, &mut out[r * out_stride..r * out_stride + cols]);
         }
     }
@@ -905,7 +904,7 @@ impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
         j0: usize,
         rows: usize,
         cols: usize,
-        dots: &[i64],
+        dots: Dots<'_>,
         dots_stride: usize,
         row_sums: &[i64],
         out: &mut [T],
@@ -936,7 +935,7 @@ impl Epilogue<i64> for Accumulate<'_> {
         j0: usize,
         rows: usize,
         cols: usize,
-        dots: &[i64],
+        dots: Dots<'_>,
         dots_stride: usize,
         row_sums: &[i64],
         out: &mut [i64],

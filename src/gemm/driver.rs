@@ -31,6 +31,14 @@ pub(crate) const MAX_TILE: usize = 512;
 #[cfg(feature = "parallel")]
 const PARALLEL_MIN_MACS: usize = 1 << 20;
 
+/// A tile's dot products: `i32` straight from the kernel, or `i64` when
+/// the inner dimension was cut into runs.
+#[derive(Clone, Copy)]
+pub(crate) enum Dots<'a> {
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+}
+
 /// Turns a tile of exact dot products into outputs.
 pub(crate) trait Epilogue<O>: Sync {
     /// Writes `out[r·out_stride + c]` for `r < rows`, `c < cols`, from
@@ -43,7 +51,7 @@ pub(crate) trait Epilogue<O>: Sync {
         j0: usize,
         rows: usize,
         cols: usize,
-        dots: &[i64],
+        dots: Dots<'_>,
         dots_stride: usize,
         row_sums: &[i64],
         out: &mut [O],
@@ -183,11 +191,9 @@ fn compute<K, O, E>(
             while i < block_end {
                 let r = mr.min(block_end - i);
                 let a_rows = &a.data[i * a.stride..];
-                if kp <= K::MAX_DEPTH {
+                let dots = if kp <= K::MAX_DEPTH {
                     kernel.tile(r, a_rows, a.stride, b, kp, &mut dots32);
-                    for (d64, &d32) in dots64[..r * nr].iter_mut().zip(&dots32[..r * nr]) {
-                        *d64 = i64::from(d32);
-                    }
+                    Dots::I32(&dots32)
                 } else {
                     dots64[..r * nr].fill(0);
                     let mut k0 = 0;
@@ -199,14 +205,15 @@ fn compute<K, O, E>(
                         }
                         k0 += len;
                     }
-                }
+                    Dots::I64(&dots64)
+                };
                 let offset = (i - row0) * out_stride + (j0 - col0);
                 epilogue.write(
                     i,
                     j0,
                     r,
                     cols,
-                    &dots64,
+                    dots,
                     nr,
                     &a.row_sums,
                     &mut out[offset..],
