@@ -1,5 +1,6 @@
-//! The portable kernel: plain Rust over the same packed layout as the AVX2
-//! kernel, for every target and as the forced fallback.
+//! The portable kernel: plain Rust for every target and as the forced
+//! fallback. Its panels hold one row of `NR` weights per `k` (`KG = 1`), so
+//! the inner loop is a broadcast multiply-add over contiguous columns.
 
 use super::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
 
@@ -13,9 +14,9 @@ unsafe impl Kernel for Portable {
     const NAME: &'static str = "portable-i8i8i32";
     const MR: usize = 4;
     const NR: usize = 16;
-    const KG: usize = 2;
+    const KG: usize = 1;
     const DOMAIN: ADomain = ADomain::I8;
-    const MAX_DEPTH: usize = max_depth(128, 128, 2);
+    const MAX_DEPTH: usize = max_depth(128, 128, 1);
 
     #[inline]
     fn pack_a(v: i32) -> i16 {
@@ -28,10 +29,12 @@ unsafe impl Kernel for Portable {
         for r in 0..rows {
             let a_row = &a[r * a_stride..r * a_stride + kp];
             let mut acc = [0i32; NR];
-            for (pair, group) in a_row.chunks_exact(2).zip(b.chunks_exact(2 * NR)) {
-                let (a0, a1) = (i32::from(pair[0]), i32::from(pair[1]));
-                for (c, w) in acc.iter_mut().zip(group.chunks_exact(2)) {
-                    *c += a0 * i32::from(w[0]) + a1 * i32::from(w[1]);
+            // One weight row of the panel per k: a broadcast multiply-add
+            // over NR contiguous columns, which compilers vectorize.
+            for (&x, w) in a_row.iter().zip(b.chunks_exact(NR)) {
+                let x = i32::from(x);
+                for (c, &w) in acc.iter_mut().zip(w) {
+                    *c += x * i32::from(w);
                 }
             }
             dots[r * NR..(r + 1) * NR].copy_from_slice(&acc);

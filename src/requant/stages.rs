@@ -8,7 +8,7 @@
 //! enough for the exact roundings of (22).
 
 use super::fixed_point::{multiply_by_quantized_multiplier, QuantizedMultiplier};
-use super::round::{half_away_f64, half_even_f32, half_even_f64};
+use super::round::{clamp_f32, clamp_f64, half_away_f64, half_even_f32, half_even_f64};
 use super::Rounding;
 use crate::elem::QuantElem;
 
@@ -50,10 +50,10 @@ impl Float64Stage {
 
     #[inline]
     fn one(&self, offset: f64, multiplier: f64, acc: i64) -> i32 {
-        // `o + M·acc` is a number or an infinity (both finite factors); the
-        // clamp (NaN-proof: `max` first) bounds it for (22).
+        // `o + M·acc` is a number or an infinity (both factors finite);
+        // the clamp bounds it for (22).
         let v = offset + multiplier * acc as f64;
-        half_even_f64(v.max(self.lo).min(self.hi)) as i32
+        half_even_f64(clamp_f64(v, self.lo, self.hi)) as i32
     }
 }
 
@@ -102,7 +102,7 @@ impl ColumnRequant for TfliteReferenceStage {
     #[inline]
     fn apply(&self, acc: i64, j: usize) -> i32 {
         let v = acc as f64 * self.multipliers[j];
-        (half_away_f64(v.max(self.lo).min(self.hi)) + self.zero_point) as i32
+        (half_away_f64(clamp_f64(v, self.lo, self.hi)) + self.zero_point) as i32
     }
 }
 
@@ -178,7 +178,7 @@ impl ColumnRequant for Float32Stage {
     fn apply(&self, acc: i64, j: usize) -> i32 {
         let v = acc as f32 * self.multipliers[j];
         match self.shifted_clamp {
-            Some((a, b)) => (half_even_f32(v.max(a).min(b)) as i64 + self.zero_point) as i32,
+            Some((a, b)) => (i64::from(half_even_f32(clamp_f32(v, a, b))) + self.zero_point) as i32,
             None => {
                 // Bounded first so that adding the zero point cannot overflow.
                 let r = v.round_ties_even().clamp(-1e15, 1e15) as i64;
