@@ -30,9 +30,15 @@ fn activations(rng: &mut StdRng, rows: usize) -> Array2<f32> {
 fn observers() -> Vec<(&'static str, Box<dyn Observer>)> {
     vec![
         ("min/max", Box::new(MinMaxObserver::new())),
-        ("moving average", Box::new(MovingAverageMinMaxObserver::new())),
+        (
+            "moving average",
+            Box::new(MovingAverageMinMaxObserver::new()),
+        ),
         ("histogram", Box::new(HistogramObserver::new())),
-        ("percentile 99.99", Box::new(PercentileObserver::new(0.01, 99.99).expect("valid percentiles"))),
+        (
+            "percentile 99.99",
+            Box::new(PercentileObserver::new(0.01, 99.99).expect("valid percentiles")),
+        ),
     ]
 }
 
@@ -61,9 +67,16 @@ fn main() -> Result<(), QuantError> {
     for scheme in [Scheme::Notebook, Scheme::Affine, Scheme::Symmetric] {
         for per_channel in [false, true] {
             let pw = WeightParams::from_weights(&w, scheme, weight_range(scheme), per_channel)?;
-            let granularity = if per_channel { "per channel" } else { "per tensor" };
+            let granularity = if per_channel {
+                "per channel"
+            } else {
+                "per tensor"
+            };
             for (name, mut input_observer) in observers() {
-                let (_, mut output_observer) = observers().into_iter().find(|(n, _)| *n == name).expect("same list");
+                let (_, mut output_observer) = observers()
+                    .into_iter()
+                    .find(|(n, _)| *n == name)
+                    .expect("same list");
                 for batch in calibration.outer_iter().collect::<Vec<_>>().chunks(256) {
                     let rows: Vec<f32> = batch.iter().flat_map(|r| r.iter().copied()).collect();
                     input_observer.observe_slice(&rows);
@@ -74,7 +87,8 @@ fn main() -> Result<(), QuantError> {
                 }
                 let px = input_observer.params(scheme, QuantRange::INT8)?;
                 let py = output_observer.params(scheme, QuantRange::INT8)?;
-                let layer = QuantizedLinear::from_f32(&w, pw.clone(), F32Bias::Int32(b.view()), px, py)?;
+                let layer =
+                    QuantizedLinear::from_f32(&w, pw.clone(), F32Bias::Int32(b.view()), px, py)?;
                 let y = layer.forward_f32(&eval)?;
                 println!(
                     "| {scheme:?} | {name} | {granularity} | static | {:.2} | {:.4} |",
@@ -82,13 +96,17 @@ fn main() -> Result<(), QuantError> {
                     max_abs_error(&reference, &y)?
                 );
             }
-            for (label, granularity_mode) in [("dynamic, per tensor", Granularity::PerTensor), ("dynamic, per row", Granularity::PerRow)] {
+            for (label, granularity_mode) in [
+                ("dynamic, per tensor", Granularity::PerTensor),
+                ("dynamic, per row", Granularity::PerRow),
+            ] {
                 let activations = DynamicActivations {
                     granularity: granularity_mode,
                     scheme,
                     range: QuantRange::INT8,
                 };
-                let layer = DynamicLinear::from_f32(&w, pw.clone(), Some(b.clone()))?.with_activations(activations)?;
+                let layer = DynamicLinear::from_f32(&w, pw.clone(), Some(b.clone()))?
+                    .with_activations(activations)?;
                 let y = layer.forward(&eval)?;
                 println!(
                     "| {scheme:?} | — | {granularity} | {label} | {:.2} | {:.4} |",

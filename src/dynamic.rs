@@ -332,6 +332,7 @@ struct Dequantize<'a> {
 }
 
 impl Epilogue<f32> for Dequantize<'_> {
+    #[inline(always)]
     fn write(
         &self,
         i0: usize,

@@ -846,7 +846,7 @@ struct Terms<'a> {
 
 impl Terms<'_> {
     /// Equation (11) for one row of a tile: `accs[c]` for column `j0 + c`.
-    #[inline]
+    #[inline(always)]
     fn row<D: Copy + Into<i64>>(&self, dots: &[D], row_sum: i64, j0: usize, accs: &mut [i64]) {
         let columns = &self.column_terms[j0..j0 + dots.len()];
         for ((acc, &dot), &c) in accs.iter_mut().zip(dots).zip(columns) {
@@ -862,7 +862,7 @@ impl Terms<'_> {
 
     /// Hands (11) for every row of a tile to `finish(accs, out_row)`.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn for_tile<O>(
         &self,
         (i0, j0, rows, cols): (usize, usize, usize, usize),
@@ -898,6 +898,7 @@ struct Requantize<'a, R, T> {
 }
 
 impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
+    #[inline(always)]
     fn write(
         &self,
         i0: usize,
@@ -929,6 +930,7 @@ struct Accumulate<'a> {
 }
 
 impl Epilogue<i64> for Accumulate<'_> {
+    #[inline(always)]
     fn write(
         &self,
         i0: usize,

@@ -86,7 +86,7 @@ pub(crate) fn run<K, O, E>(
         }
     }
     let panels = 0..w.panels();
-    compute(kernel, w, a, 0..m, panels, epilogue, out, (0, 0, n));
+    kernel.compute(w, a, 0..m, panels, epilogue, out, (0, 0, n));
 }
 
 #[cfg(feature = "parallel")]
@@ -114,16 +114,7 @@ fn run_parallel<K, O, E>(
             .for_each(|(t, chunk)| {
                 let start = t * rows_per_task;
                 let rows = start..(start + rows_per_task).min(m);
-                compute(
-                    kernel,
-                    w,
-                    a,
-                    rows,
-                    0..w.panels(),
-                    epilogue,
-                    chunk,
-                    (start, 0, n),
-                );
+                kernel.compute(w, a, rows, 0..w.panels(), epilogue, chunk, (start, 0, n));
             });
     } else {
         // Split by weight panels; each task fills its own columns.
@@ -136,16 +127,7 @@ fn run_parallel<K, O, E>(
                 let j0 = range.start * K::NR;
                 let width = (range.end * K::NR).min(n) - j0;
                 let mut local = vec![O::default(); m * width];
-                compute(
-                    kernel,
-                    w,
-                    a,
-                    0..m,
-                    range,
-                    epilogue,
-                    &mut local,
-                    (0, j0, width),
-                );
+                kernel.compute(w, a, 0..m, range, epilogue, &mut local, (0, j0, width));
                 (j0, width, local)
             })
             .collect();
@@ -160,8 +142,13 @@ fn run_parallel<K, O, E>(
 /// Rows `rows` × panels `panels` into `out`, whose element `(0, 0)` is
 /// output `(out_origin.0, out_origin.1)` and whose row stride is
 /// `out_origin.2`.
+///
+/// Always inlined: each kernel calls it from a wrapper compiled with its
+/// own instruction set ([`Kernel::compute`]), so that the epilogue inlined
+/// here is vectorized with those instructions too.
 #[allow(clippy::too_many_arguments)]
-fn compute<K, O, E>(
+#[inline(always)]
+pub(crate) fn compute<K, O, E>(
     kernel: K,
     w: &PackedWeights,
     a: &PackedRows<K>,

@@ -15,6 +15,11 @@
 //! A kernel value is a token: it can only be obtained from a constructor
 //! that checked, at run time, that the CPU has the instructions it uses.
 
+use std::ops::Range;
+
+use super::driver::{self, Epilogue};
+use super::pack::{PackedRows, PackedWeights};
+
 /// How activations are stored for a kernel, and the shift that moves an
 /// activation `x` of the layer into that domain (`x' = x + shift`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +60,26 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
     /// Converts an activation already shifted into [`Self::DOMAIN`].
     fn pack_a(v: i32) -> Self::A;
 
+    /// The blocked loop of `driver.rs` over `rows` × `panels`. Kernels
+    /// override it to run the loop (and the epilogue inlined into it)
+    /// compiled for their instruction set.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn compute<O, E>(
+        self,
+        w: &PackedWeights,
+        a: &PackedRows<Self>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+        epilogue: &E,
+        out: &mut [O],
+        origin: (usize, usize, usize),
+    ) where
+        E: Epilogue<O>,
+    {
+        driver::compute(self, w, a, rows, panels, epilogue, out, origin)
+    }
+
     /// Computes (16) for `rows ≤ MR` rows into `dots[..rows·NR]`.
     ///
     /// Panics if a slice is too short for the tile: callers in this crate
@@ -69,6 +94,44 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
         dots: &mut [i32],
     );
 }
+
+/// Implements [`Kernel::compute`] for a kernel token by calling the blocked
+/// loop from a function compiled with `$features`.
+macro_rules! stamp_compute {
+    ($features:literal) => {
+        #[inline]
+        fn compute<O, E>(
+            self,
+            w: &$crate::gemm::pack::PackedWeights,
+            a: &$crate::gemm::pack::PackedRows<Self>,
+            rows: std::ops::Range<usize>,
+            panels: std::ops::Range<usize>,
+            epilogue: &E,
+            out: &mut [O],
+            origin: (usize, usize, usize),
+        ) where
+            E: $crate::gemm::driver::Epilogue<O>,
+        {
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            fn stamped<K: Kernel, O, E: $crate::gemm::driver::Epilogue<O>>(
+                k: K,
+                w: &$crate::gemm::pack::PackedWeights,
+                a: &$crate::gemm::pack::PackedRows<K>,
+                rows: std::ops::Range<usize>,
+                panels: std::ops::Range<usize>,
+                epilogue: &E,
+                out: &mut [O],
+                origin: (usize, usize, usize),
+            ) {
+                $crate::gemm::driver::compute(k, w, a, rows, panels, epilogue, out, origin)
+            }
+            // SAFETY: this kernel's token exists only on CPUs with `$features`.
+            unsafe { stamped(self, w, a, rows, panels, epilogue, out, origin) }
+        }
+    };
+}
+pub(crate) use stamp_compute;
 
 /// The length checks every `tile` implementation starts with, so that the
 /// unsafe body after them reads only inside the slices.

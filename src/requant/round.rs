@@ -19,21 +19,21 @@
 //! `v − r` is exact, so the tie test of the third line is exact.
 
 /// `round_half_even(v)` for `|v| ≤ 2^51`, (22).
-#[inline]
+#[inline(always)]
 pub(crate) fn half_even_f64(v: f64) -> i64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52
     (v + MAGIC).to_bits() as i64 - MAGIC.to_bits() as i64
 }
 
 /// `round_half_even(v)` for `|v| ≤ 2^22`, (22).
-#[inline]
+#[inline(always)]
 pub(crate) fn half_even_f32(v: f32) -> i32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2^23
     (v + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32
 }
 
 /// `round_half_away(v)` for `|v| ≤ 2^51`, (22).
-#[inline]
+#[inline(always)]
 pub(crate) fn half_away_f64(v: f64) -> i64 {
     let r = half_even_f64(v);
     let d = v - r as f64;
@@ -42,7 +42,7 @@ pub(crate) fn half_away_f64(v: f64) -> i64 {
 
 /// `v` clamped to `[lo, hi]`; a NaN becomes `lo`. Compiles to one `max`
 /// and one `min` instruction.
-#[inline]
+#[inline(always)]
 pub(crate) fn clamp_f64(v: f64, lo: f64, hi: f64) -> f64 {
     let v = if v > lo { v } else { lo };
     if v < hi {
@@ -53,7 +53,7 @@ pub(crate) fn clamp_f64(v: f64, lo: f64, hi: f64) -> f64 {
 }
 
 /// [`clamp_f64`] for `f32`.
-#[inline]
+#[inline(always)]
 pub(crate) fn clamp_f32(v: f32, lo: f32, hi: f32) -> f32 {
     let v = if v > lo { v } else { lo };
     if v < hi {

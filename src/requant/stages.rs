@@ -20,7 +20,7 @@ pub(crate) trait ColumnRequant: Sync {
     fn apply(&self, acc: i64, j: usize) -> i32;
 
     /// `out[c] = apply(accs[c], j0 + c)`.
-    #[inline]
+    #[inline(always)]
     fn apply_row<T: QuantElem>(&self, accs: &[i64], j0: usize, out: &mut [T]) {
         for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
             *o = T::from_i32_clamped(self.apply(acc, j0 + c));
@@ -48,7 +48,7 @@ impl Float64Stage {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn one(&self, offset: f64, multiplier: f64, acc: i64) -> i32 {
         // `o + M·acc` is a number or an infinity (both factors finite);
         // the clamp bounds it for (22).
@@ -63,7 +63,7 @@ impl ColumnRequant for Float64Stage {
         self.one(self.offsets[j], self.multipliers[j], acc)
     }
 
-    #[inline]
+    #[inline(always)]
     fn apply_row<T: QuantElem>(&self, accs: &[i64], j0: usize, out: &mut [T]) {
         let n = accs.len();
         let columns = self.offsets[j0..j0 + n]

@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
 
 /// The AVX2 full-range kernel. Obtain it with [`Avx2::new`].
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,8 @@ unsafe impl Kernel for Avx2 {
     const KG: usize = 2;
     const DOMAIN: ADomain = ADomain::I8;
     const MAX_DEPTH: usize = max_depth(128, 128, 2);
+
+    stamp_compute!("avx2");
 
     #[inline]
     fn pack_a(v: i32) -> i16 {

@@ -13,7 +13,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
 
 /// The AVX2 reduced-range kernel. Obtain it with [`Avx2U7::new`].
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +40,8 @@ unsafe impl Kernel for Avx2U7 {
     const KG: usize = 4;
     const DOMAIN: ADomain = ADomain::U7;
     const MAX_DEPTH: usize = max_depth(127, 128, 4);
+
+    stamp_compute!("avx2");
 
     #[inline]
     fn pack_a(v: i32) -> u8 {

@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
 
 /// The AVX-512 VNNI kernel. Obtain it with [`Avx512Vnni::new`].
 #[derive(Debug, Clone, Copy)]
@@ -21,10 +21,13 @@ pub struct Avx512Vnni {
 }
 
 impl Avx512Vnni {
-    /// The kernel, if this CPU has AVX-512 F, BW and VNNI.
+    /// The kernel, if this CPU has AVX-512 F, BW, DQ, VL and VNNI (DQ and VL
+    /// vectorize the output stage compiled with the kernel).
     pub fn new() -> Option<Avx512Vnni> {
         let ok = is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vl")
             && is_x86_feature_detected!("avx512vnni");
         ok.then_some(Avx512Vnni {
             _cpu_has_avx512_vnni: (),
@@ -34,8 +37,8 @@ impl Avx512Vnni {
 
 const NR: usize = 32;
 
-// SAFETY: `Avx512Vnni` is only constructed after detecting AVX-512 F, BW and
-// VNNI, and `tile` checks every slice length before the unsafe body runs.
+// SAFETY: `Avx512Vnni` is only constructed after detecting AVX-512 F, BW,
+// DQ, VL and VNNI, and `tile` checks every slice length before the unsafe body runs.
 unsafe impl Kernel for Avx512Vnni {
     type A = u8;
     const NAME: &'static str = "x86_64-u8i8i32-avx512vnni";
@@ -44,6 +47,8 @@ unsafe impl Kernel for Avx512Vnni {
     const KG: usize = 4;
     const DOMAIN: ADomain = ADomain::U8;
     const MAX_DEPTH: usize = max_depth(255, 128, 4);
+
+    stamp_compute!("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni");
 
     #[inline]
     fn pack_a(v: i32) -> u8 {

@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
+use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
 
 /// The AVX-VNNI kernel. Obtain it with [`AvxVnni::new`].
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +40,8 @@ unsafe impl Kernel for AvxVnni {
     const KG: usize = 4;
     const DOMAIN: ADomain = ADomain::U8;
     const MAX_DEPTH: usize = max_depth(255, 128, 4);
+
+    stamp_compute!("avx2,avxvnni");
 
     #[inline]
     fn pack_a(v: i32) -> u8 {

@@ -1,0 +1,59 @@
+"""Markdown table of GOPS from criterion's results (target/criterion) and,
+optionally, an ONNX Runtime run of ort_bench.py (--ort JSON), for the README.
+
+    cargo bench --bench gemm
+    python3 benches/peers/ort_bench.py --threads 1,2 --json /tmp/ort.json
+    python3 benches/peers/bench_table.py --ort /tmp/ort.json
+
+GOPS = 2·m·p·n / median time.
+"""
+import argparse
+import json
+import os
+
+SHAPES = [(1, 4096, 4096), (4, 4096, 4096), (16, 1024, 1024), (128, 1024, 1024),
+          (512, 512, 512), (256, 2048, 2048)]
+
+
+def criterion_gops(root, shape, function, parameter):
+    m, p, n = shape
+    path = os.path.join(root, f"{m}x{p}x{n}", function, parameter, "new", "estimates.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        ns = json.load(fh)["median"]["point_estimate"]
+    return 2 * m * p * n / ns
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--criterion", default="target/criterion")
+    ap.add_argument("--ort", help="JSON written by ort_bench.py --json")
+    args = ap.parse_args()
+    ort = {}
+    if args.ort:
+        with open(args.ort) as fh:
+            for r in json.load(fh)["results"]:
+                ort[(r["op"], (r["m"], r["k"], r["n"]), r["threads"])] = r["gops"]
+    kernels = ["x86_64-u8i8i32-avx512vnni", "x86_64-u8i8i32-avxvnni", "x86_64-u7i8i32-avx2",
+               "x86_64-i8i8i32-avx2", "portable-i8i8i32"]
+    head = ["shape m×p×n"] + [f"`{k.split('-', 1)[1]}` 1 thr" for k in kernels] + \
+        ["default, 2 thr", "ndarray f32", "reference"]
+    if ort:
+        head += ["ORT u8u8 1/2 thr", "ORT u8s8 1/2 thr", "ORT QLinear s8s8 1/2 thr"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    fmt = lambda v: "–" if v is None else (f"{v:.0f}" if v >= 10 else f"{v:.1f}")
+    for shape in SHAPES:
+        row = [f"{shape[0]}×{shape[1]}×{shape[2]}"]
+        row += [fmt(criterion_gops(args.criterion, shape, "1 thread", k)) for k in kernels]
+        row.append(fmt(criterion_gops(args.criterion, shape, "all threads", kernels[0])))
+        row.append(fmt(criterion_gops(args.criterion, shape, "ndarray f32 dot", "1 thread")))
+        row.append(fmt(criterion_gops(args.criterion, shape, "reference", "naive i128")))
+        if ort:
+            for op in ["matmulinteger_u8u8", "matmulinteger_u8s8", "qlinear_s8s8"]:
+                row.append(f"{fmt(ort.get((op, shape, 1)))} / {fmt(ort.get((op, shape, 2)))}")
+        print("| " + " | ".join(row) + " |")
+
+
+main()
