@@ -352,9 +352,18 @@ fn grid_reduced_range() {
 /// panels. One 7-bit problem serves every kernel.
 #[test]
 fn row_blocks() {
-    let all = kernels();
-    let (m, p, n) = (13, 24_577, 33);
-    for k in &all {
+    // Kernels with tall tiles (AMX: 32 rows) get their own, shallower
+    // problem with more rows.
+    let (short, tall): (Vec<Spec>, Vec<Spec>) = kernels().into_iter().partition(|k| k.mr <= 12);
+    row_blocks_case(&short, (13, 24_577, 33));
+    row_blocks_case(&tall, (70, 6_150, 33));
+}
+
+fn row_blocks_case(all: &[Spec], (m, p, n): (usize, usize, usize)) {
+    if all.is_empty() {
+        return;
+    }
+    for k in all {
         assert!(k.block_rows(p) < m, "{}: one block only", k.name);
     }
     let mut rng = StdRng::seed_from_u64(21);
@@ -371,7 +380,7 @@ fn row_blocks() {
     };
     let w = random_w(&mut rng, p, n);
     let mut problem = Problem::new(&mut rng, config, w, &x);
-    check_problem(&all, &mut problem, &x, |_| vec![m], "row blocks");
+    check_problem(all, &mut problem, &x, |_| vec![m], "row blocks");
 }
 
 // ------------------------------------------------------- gemmlowp's shapes
@@ -1151,7 +1160,7 @@ fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: &str, see
 #[cfg(feature = "parallel")]
 fn thread_shapes(split: &str) -> Vec<(usize, usize, usize)> {
     let mut shapes = match split {
-        "rows" => vec![(65, 129, 131)],
+        "rows" => vec![(65, 129, 131), (257, 67, 61)],
         "panels" => vec![(2, 1027, 1009)],
         _ => vec![(24, 512, 129)],
     };
@@ -1168,9 +1177,28 @@ fn thread_shapes(split: &str) -> Vec<(usize, usize, usize)> {
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_row_split() {
+    // Kernels with tall tiles (AMX: 32 rows) need more rows to split by
+    // rows: each shape runs on the kernels it splits by rows for, and
+    // every kernel must be covered by some shape.
+    let mut covered = std::collections::HashSet::new();
+    let splits_by_rows = |k: &Spec, m: usize| m.div_ceil(k.mr) >= 8;
     for (i, shape) in thread_shapes("rows").into_iter().enumerate() {
-        threads_case(&full_range_kernels(), shape, "rows", 80 + i as u64);
-        threads_case(&reduced_kernels(), shape, "rows", 90 + i as u64);
+        let pick = |ks: Vec<Spec>| -> Vec<Spec> {
+            ks.into_iter()
+                .filter(|k| splits_by_rows(k, shape.0))
+                .collect()
+        };
+        let (full, reduced) = (pick(full_range_kernels()), pick(reduced_kernels()));
+        covered.extend(full.iter().chain(&reduced).map(|k| k.name));
+        threads_case(&full, shape, "rows", 80 + i as u64);
+        threads_case(&reduced, shape, "rows", 90 + i as u64);
+    }
+    for k in kernels() {
+        assert!(
+            covered.contains(k.name),
+            "{}: no shape splits by rows",
+            k.name
+        );
     }
 }
 
@@ -1344,7 +1372,8 @@ fn memcheck_depth_split() {
 fn memcheck_row_blocks() {
     let mut rng = StdRng::seed_from_u64(204);
     let (m, p, n) = (13, 24_577, 17);
-    let all = kernels();
+    // Tall-tile kernels (AMX) are not run by valgrind; `row_blocks` covers them.
+    let all: Vec<Spec> = kernels().into_iter().filter(|k| k.mr <= 12).collect();
     for k in &all {
         assert!(k.block_rows(p) < m);
     }

@@ -25,7 +25,7 @@ use super::pack::{PackedRows, PackedWeights};
 const A_BLOCK_BYTES: usize = 192 * 1024;
 
 /// Largest tile any kernel produces (`MR·NR`).
-pub(crate) const MAX_TILE: usize = 512;
+pub(crate) const MAX_TILE: usize = 1024;
 
 /// Work below which threads cost more than they save (multiply-adds).
 #[cfg(feature = "parallel")]

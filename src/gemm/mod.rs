@@ -10,6 +10,7 @@
 //!
 //! | kernel | instructions | activations | tile (MR×NR) |
 //! |---|---|---|---|
+//! | `x86_64-u8i8i32-amx` | `tdpbusd` tiles (≤ 8 rows: as avx512vnni) | full range (stored `x + 128`) | 32×32 |
 //! | `x86_64-u8i8i32-avx512vnni` | `vpdpbusd` zmm | full range (stored `x + 128`) | 8×32 |
 //! | `x86_64-u8i8i32-avxvnni` | `vpdpbusd` ymm | full range (stored `x + 128`) | 6×16 |
 //! | `x86_64-u7i8i32-avx2` | `vpmaddubsw` + `vpmaddwd` | 7-bit input ranges only | 4×16 |
@@ -18,7 +19,7 @@
 //!
 //! The environment variable [`KERNEL_ENV`], read when a layer is built,
 //! names a kernel to use instead (`portable`, `avx2`, `avx2-u7`, `avxvnni`,
-//! `avx512vnni`, or a full name); a kernel this CPU lacks, or the 7-bit
+//! `avx512vnni`, `amx`, or a full name); a kernel this CPU lacks, or the 7-bit
 //! kernel for a full-range layer, falls back to the automatic choice.
 //! [`QuantizedLinear::with_kernel`](crate::QuantizedLinear::with_kernel)
 //! does the same for one layer, with an error instead of a fallback.
@@ -41,7 +42,8 @@ use pack::{OutOfRange, PackedWeights};
 use portable::Portable;
 
 /// Environment variable read when a layer is built: a kernel name
-/// (`portable`, `avx2`, `avx2-u7`, `avxvnni`, `avx512vnni`, or a full name)
+/// (`portable`, `avx2`, `avx2-u7`, `avxvnni`, `avx512vnni`, `amx`, or a full
+/// name)
 /// to use instead of the fastest; unset, empty or unknown picks the
 /// fastest.
 pub const KERNEL_ENV: &str = "QLINEAR_KERNEL";
@@ -80,6 +82,8 @@ pub(crate) enum KernelChoice {
     AvxVnni(x86_64::AvxVnni),
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni(x86_64::Avx512Vnni),
+    #[cfg(target_arch = "x86_64")]
+    Amx(x86_64::Amx),
 }
 
 /// Calls `$body` with `$k` bound to the kernel token inside `$choice`.
@@ -95,6 +99,8 @@ macro_rules! with_kernel {
             KernelChoice::AvxVnni($k) => $body,
             #[cfg(target_arch = "x86_64")]
             KernelChoice::Avx512Vnni($k) => $body,
+            #[cfg(target_arch = "x86_64")]
+            KernelChoice::Amx($k) => $body,
         }
     };
 }
@@ -106,6 +112,7 @@ impl KernelChoice {
         let mut kernels = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
+            kernels.extend(x86_64::Amx::new().map(KernelChoice::Amx));
             kernels.extend(x86_64::Avx512Vnni::new().map(KernelChoice::Avx512Vnni));
             kernels.extend(x86_64::AvxVnni::new().map(KernelChoice::AvxVnni));
             kernels.extend(x86_64::Avx2U7::new().map(KernelChoice::Avx2U7));
@@ -123,6 +130,7 @@ impl KernelChoice {
             "avx2-u7" => "x86_64-u7i8i32-avx2",
             "avxvnni" => "x86_64-u8i8i32-avxvnni",
             "avx512vnni" => "x86_64-u8i8i32-avx512vnni",
+            "amx" => "x86_64-u8i8i32-amx",
             other => other,
         };
         KernelChoice::available()

@@ -146,16 +146,33 @@ pub(crate) fn pack_rows<K: Kernel, T: QuantElem, S: Data<Elem = T>>(
     with_row_sums: bool,
 ) -> Result<PackedRows<K>, OutOfRange> {
     let (m, p) = x.dim();
-    let mut data = vec![K::A::default(); m * kp];
+    // Whole tiles of rows: kernels that load fixed-size tiles (AMX) read
+    // the zero rows past m, and discard what they compute from them.
+    let mut data = vec![K::A::default(); m.next_multiple_of(K::MR) * kp];
     let mut row_sums = Vec::with_capacity(if with_row_sums { m } else { 0 });
     let check = lo > T::RANGE.qmin || hi < T::RANGE.qmax;
     for (i, row) in x.rows().into_iter().enumerate() {
         let dst = &mut data[i * kp..i * kp + p];
-        let sum = match row.as_slice() {
-            // Contiguous rows: a plain loop the compiler vectorizes.
-            Some(src) => pack_row::<K, T>(src.iter().copied(), dst, shift),
-            None => pack_row::<K, T>(row.iter().copied(), dst, shift),
-        };
+        match row.as_slice() {
+            // Contiguous rows: plain loops the compiler vectorizes.
+            Some(src) => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = K::pack_a(v.to_i32() + shift);
+                }
+                if with_row_sums {
+                    row_sums.push(shifted_sum(src, shift));
+                }
+            }
+            None => {
+                let src: Vec<T> = row.iter().copied().collect();
+                for (d, &v) in dst.iter_mut().zip(&src) {
+                    *d = K::pack_a(v.to_i32() + shift);
+                }
+                if with_row_sums {
+                    row_sums.push(shifted_sum(&src, shift));
+                }
+            }
+        }
         if check {
             if let Some(k) = row.iter().position(|v| !(lo..=hi).contains(&v.to_i32())) {
                 return Err(OutOfRange {
@@ -163,9 +180,6 @@ pub(crate) fn pack_rows<K: Kernel, T: QuantElem, S: Data<Elem = T>>(
                     value: row[k].to_i32(),
                 });
             }
-        }
-        if with_row_sums {
-            row_sums.push(sum);
         }
     }
     Ok(PackedRows {
@@ -175,21 +189,14 @@ pub(crate) fn pack_rows<K: Kernel, T: QuantElem, S: Data<Elem = T>>(
     })
 }
 
-/// Stores `K::pack_a(v + shift)` for each value; returns the sum of the
-/// shifted values.
-#[inline]
-fn pack_row<K: Kernel, T: QuantElem>(
-    src: impl Iterator<Item = T>,
-    dst: &mut [K::A],
-    shift: i32,
-) -> i64 {
-    let mut sum = 0i64;
-    for (d, v) in dst.iter_mut().zip(src) {
-        let shifted = v.to_i32() + shift;
-        sum += i64::from(shifted);
-        *d = K::pack_a(shifted);
-    }
-    sum
+/// `Σ (v + shift)` over a row, exactly: runs of 2^16 values are summed in
+/// `i32` (at most 255·2^16 < 2^31 in magnitude), the runs in `i64`.
+fn shifted_sum<T: QuantElem>(src: &[T], shift: i32) -> i64 {
+    let sum: i64 = src
+        .chunks(1 << 16)
+        .map(|run| i64::from(run.iter().map(|v| v.to_i32()).sum::<i32>()))
+        .sum();
+    sum + i64::from(shift) * src.len() as i64
 }
 
 #[cfg(test)]

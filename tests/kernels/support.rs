@@ -44,7 +44,16 @@ const fn max_depth(max_abs_a: usize, max_abs_b: usize, kg: usize) -> usize {
     depth - depth % kg
 }
 
-pub const SPECS: [Spec; 5] = [
+pub const SPECS: [Spec; 6] = [
+    Spec {
+        name: "x86_64-u8i8i32-amx",
+        mr: 32,
+        nr: 32,
+        kg: 4,
+        max_depth: max_depth(255, 128, 4),
+        a_bytes: 1,
+        reduced: false,
+    },
     Spec {
         name: "x86_64-u8i8i32-avx512vnni",
         mr: 8,

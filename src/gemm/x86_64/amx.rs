@@ -1,0 +1,249 @@
+//! `x86_64-u8i8i32-amx`: exact int8 with AMX tiles (`tdpbusd`).
+//!
+//! `tdpbusd` multiplies a 16×64 tile of unsigned bytes by a 16×(16·4) tile
+//! of signed bytes in the VNNI layout and adds each group of four products
+//! to a 32-bit element of a 16×16 accumulator tile, with no intermediate
+//! saturation — the arithmetic of `vpdpbusd`, 1 024 products per
+//! instruction. Activations are packed as `x + 128` in `[0, 255]`, so every
+//! product lies in `[−32 640, 32 385]` and a tile sums at most `MAX_DEPTH`
+//! of them exactly, as in `avx512_vnni.rs`.
+//!
+//! Tile: 32 rows × 32 columns in four accumulator tiles (tmm4–7), fed by two
+//! activation tiles (tmm0–1, 16 rows × 64 bytes of packed activations) and
+//! two weight tiles (tmm2–3, 16 k-quads × 64 bytes of one panel half). The
+//! weight panels are the AVX-512 VNNI kernel's (32 columns, k-quads), so
+//! a tile of at most 8 rows — the GEMV case, where 16-row tiles would be
+//! mostly padding — and the last `kp mod 64` values of the inner dimension
+//! are computed by that kernel instead.
+//!
+//! Linux must grant the process the tile state first
+//! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); the token is
+//! only issued once it has.
+
+use std::arch::asm;
+use std::sync::OnceLock;
+
+use super::Avx512Vnni;
+use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
+
+/// The AMX-INT8 kernel. Obtain it with [`Amx::new`].
+#[derive(Debug, Clone, Copy)]
+pub struct Amx {
+    /// The AVX-512 VNNI kernel for small tiles and depth tails (every AMX
+    /// CPU has it; holding its token proves it).
+    vnni: Avx512Vnni,
+}
+
+impl Amx {
+    /// The kernel, if this CPU has AMX-TILE, AMX-INT8 and the AVX-512 VNNI
+    /// kernel's features, and the OS lets this process use tile state.
+    pub fn new() -> Option<Amx> {
+        static ENABLED: OnceLock<bool> = OnceLock::new();
+        let vnni = Avx512Vnni::new()?;
+        ENABLED.get_or_init(enable_tiles).then_some(Amx { vnni })
+    }
+}
+
+/// CPUID.(EAX=7, ECX=0):EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), then the
+/// OS permission.
+fn enable_tiles() -> bool {
+    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+    let cpu_has_amx = leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0;
+    cpu_has_amx && request_tile_permission()
+}
+
+#[cfg(target_os = "linux")]
+fn request_tile_permission() -> bool {
+    const SYS_ARCH_PRCTL: i64 = 158;
+    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+    const XFEATURE_XTILEDATA: i64 = 18;
+    let ret: i64;
+    // SAFETY: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) asks the
+    // kernel to let this process use AMX tile data; it reads and writes no
+    // user memory, and the syscall clobbers only rax, rcx and r11.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") SYS_ARCH_PRCTL => ret,
+            in("rdi") ARCH_REQ_XCOMP_PERM,
+            in("rsi") XFEATURE_XTILEDATA,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack)
+        );
+    }
+    ret == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request_tile_permission() -> bool {
+    false
+}
+
+const NR: usize = 32;
+/// Values of the inner dimension per tile step.
+const K_STEP: usize = 64;
+/// Rows of one activation tile.
+const TILE_ROWS: usize = 16;
+
+/// `ldtilecfg`'s 64-byte operand: palette 1, tiles 0–7 of 16 rows × 64
+/// bytes.
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+static CONFIG: TileConfig = TileConfig {
+    palette: 1,
+    start_row: 0,
+    reserved: [0; 14],
+    colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+    rows: [16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+};
+
+// SAFETY: `Amx` is only constructed after detecting AMX-TILE and AMX-INT8
+// (and holding an AVX-512 VNNI token) and after the OS granted tile state;
+// `tile` checks every slice length before the unsafe body runs.
+unsafe impl Kernel for Amx {
+    type A = u8;
+    const NAME: &'static str = "x86_64-u8i8i32-amx";
+    const MR: usize = 2 * TILE_ROWS;
+    const NR: usize = NR;
+    const KG: usize = 4;
+    const DOMAIN: ADomain = ADomain::U8;
+    const MAX_DEPTH: usize = max_depth(255, 128, 4);
+
+    stamp_compute!("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni");
+
+    #[inline]
+    fn pack_a(v: i32) -> u8 {
+        v as u8
+    }
+
+    fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
+        if rows <= Avx512Vnni::MR {
+            return self.vnni.tile(rows, a, a_stride, b, kp, dots);
+        }
+        // Whole activation tiles are loaded: the rows past `rows` are the
+        // zero padding `pack_rows` adds up to a multiple of MR.
+        let tiles = rows.div_ceil(TILE_ROWS);
+        let loaded = tiles * TILE_ROWS;
+        assert!(
+            a.len() >= (loaded - 1) * a_stride + kp,
+            "activation rows not padded to whole tiles"
+        );
+        assert!(dots.len() >= loaded * NR, "tile output too short");
+        let main = kp - kp % K_STEP;
+        // SAFETY: the token proves AMX and the tile permission. Activation
+        // tile t, step k0 reads rows 16t..16t+16 at bytes k0..k0+64 < kp of
+        // `a` (checked above); weight tiles read 16 k-quads of 64 bytes at
+        // offsets < kp·NR of `b`; the stores write `loaded` rows of NR i32
+        // into `dots` (checked above).
+        unsafe {
+            tile_amx(
+                tiles == 2,
+                a.as_ptr(),
+                a_stride,
+                b.as_ptr(),
+                main,
+                dots.as_mut_ptr(),
+            )
+        };
+        if main < kp {
+            // The last kp mod 64 values, 8 rows at a time, added in.
+            let mut tail = [0i32; 8 * NR];
+            for r0 in (0..rows).step_by(Avx512Vnni::MR) {
+                let r = (rows - r0).min(Avx512Vnni::MR);
+                let a_tail = &a[r0 * a_stride + main..];
+                self.vnni
+                    .tile(r, a_tail, a_stride, &b[main * NR..], kp - main, &mut tail);
+                for (d, t) in dots[r0 * NR..(r0 + r) * NR].iter_mut().zip(&tail) {
+                    *d += t;
+                }
+            }
+        }
+    }
+}
+
+/// `dots` (32 i32 per row) = the tile products over the first `main`
+/// (a multiple of 64) values of the inner dimension, for 16 or 32 rows.
+///
+/// # Safety
+///
+/// AMX must be usable by this thread, and the pointers valid for the
+/// accesses described in [`Amx::tile`].
+unsafe fn tile_amx(
+    two_tiles: bool,
+    a: *const u8,
+    a_stride: usize,
+    b: *const i8,
+    main: usize,
+    dots: *mut i32,
+) {
+    let b_stride = 4 * NR; // bytes per k-quad of a panel
+    let c_stride = 4 * NR; // bytes per row of `dots`
+                           // SAFETY (whole body): forwarded from `tile`; each load and store stays
+                           // within the bounds stated there.
+    unsafe {
+        asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly));
+        asm!(
+            "tilezero tmm4",
+            "tilezero tmm5",
+            "tilezero tmm6",
+            "tilezero tmm7",
+            options(nostack, nomem)
+        );
+        let a1 = a.add(TILE_ROWS * a_stride);
+        for k0 in (0..main).step_by(K_STEP) {
+            let w = b.add(k0 / 4 * b_stride);
+            asm!(
+                "tileloadd tmm2, [{w} + {ws} * 1]",
+                "tileloadd tmm3, [{w2} + {ws} * 1]",
+                "tileloadd tmm0, [{x} + {xs} * 1]",
+                "tdpbusd tmm4, tmm0, tmm2",
+                "tdpbusd tmm5, tmm0, tmm3",
+                w = in(reg) w,
+                w2 = in(reg) w.add(64),
+                ws = in(reg) b_stride,
+                x = in(reg) a.add(k0),
+                xs = in(reg) a_stride,
+                options(nostack, readonly)
+            );
+            if two_tiles {
+                asm!(
+                    "tileloadd tmm1, [{x} + {xs} * 1]",
+                    "tdpbusd tmm6, tmm1, tmm2",
+                    "tdpbusd tmm7, tmm1, tmm3",
+                    x = in(reg) a1.add(k0),
+                    xs = in(reg) a_stride,
+                    options(nostack, readonly)
+                );
+            }
+        }
+        asm!(
+            "tilestored [{c} + {cs} * 1], tmm4",
+            "tilestored [{c2} + {cs} * 1], tmm5",
+            c = in(reg) dots,
+            c2 = in(reg) dots.add(16),
+            cs = in(reg) c_stride,
+            options(nostack)
+        );
+        if two_tiles {
+            let lower = dots.add(TILE_ROWS * NR);
+            asm!(
+                "tilestored [{c} + {cs} * 1], tmm6",
+                "tilestored [{c2} + {cs} * 1], tmm7",
+                c = in(reg) lower,
+                c2 = in(reg) lower.add(16),
+                cs = in(reg) c_stride,
+                options(nostack)
+            );
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+}
