@@ -35,7 +35,7 @@ def main():
         with open(args.ort) as fh:
             for r in json.load(fh)["results"]:
                 ort[(r["op"], (r["m"], r["k"], r["n"]), r["threads"])] = r["gops"]
-    kernels = ["x86_64-u8i8i32-avx512vnni", "x86_64-u8i8i32-avxvnni", "x86_64-u7i8i32-avx2",
+    kernels = ["x86_64-u8i8i32-amx", "x86_64-u8i8i32-avx512vnni", "x86_64-u8i8i32-avxvnni", "x86_64-u7i8i32-avx2",
                "x86_64-i8i8i32-avx2", "portable-i8i8i32"]
     head = ["shape m×p×n"] + [f"`{k.split('-', 1)[1]}` 1 thr" for k in kernels] + \
         ["default, 2 thr", "ndarray f32", "reference"]
