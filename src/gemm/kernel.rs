@@ -133,6 +133,31 @@ macro_rules! stamp_compute {
 }
 pub(crate) use stamp_compute;
 
+/// Implements [`Kernel::tile`] for a SIMD kernel whose body is the
+/// `#[target_feature]` wrapper `$wrapper::<R>`, stamped for each row count
+/// `R` in `[$r…]` and `$max` (each fully unrolled): the bounds check, then
+/// the one unsafe call.
+macro_rules! simd_tile {
+    ($wrapper:ident, [$($r:literal)*], $max:literal) => {
+        #[inline]
+        fn tile(&self, rows: usize, a: &[Self::A], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+            $crate::gemm::kernel::check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
+            let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
+            // SAFETY: the token (`self`) exists only on CPUs with the
+            // wrapper's features. The bounds check above covers every access
+            // of the body: row r reads a[r·a_stride .. r·a_stride + kp], the
+            // weights b[.. kp·NR], and the tile writes dots[.. rows·NR].
+            unsafe {
+                match rows {
+                    $($r => $wrapper::<$r>(a, a_stride, b, kp, dots),)*
+                    _ => $wrapper::<$max>(a, a_stride, b, kp, dots),
+                }
+            }
+        }
+    };
+}
+pub(crate) use simd_tile;
+
 /// The length checks every `tile` implementation starts with, so that the
 /// unsafe body after them reads only inside the slices.
 #[inline]

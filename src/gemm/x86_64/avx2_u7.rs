@@ -13,7 +13,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
+use crate::gemm::kernel::{max_depth, simd_tile, stamp_compute, ADomain, Kernel};
 
 /// The AVX2 reduced-range kernel. Obtain it with [`Avx2U7::new`].
 #[derive(Debug, Clone, Copy)]
@@ -48,22 +48,7 @@ unsafe impl Kernel for Avx2U7 {
         v as u8
     }
 
-    #[inline]
-    fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
-        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
-        let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
-        // SAFETY: AVX2 is present (token). The bounds check above covers
-        // every access: row r reads a[r·a_stride .. r·a_stride + kp], the
-        // weights b[.. kp·NR], and the tile writes dots[.. rows·NR].
-        unsafe {
-            match rows {
-                1 => tile_avx2::<1>(a, a_stride, b, kp, dots),
-                2 => tile_avx2::<2>(a, a_stride, b, kp, dots),
-                3 => tile_avx2::<3>(a, a_stride, b, kp, dots),
-                _ => tile_avx2::<4>(a, a_stride, b, kp, dots),
-            }
-        }
-    }
+    simd_tile!(tile_avx2, [1 2 3], 4);
 }
 
 #[target_feature(enable = "avx2")]

@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
+use crate::gemm::kernel::{max_depth, simd_tile, stamp_compute, ADomain, Kernel};
 
 /// The AVX-512 VNNI kernel. Obtain it with [`Avx512Vnni::new`].
 #[derive(Debug, Clone, Copy)]
@@ -55,27 +55,7 @@ unsafe impl Kernel for Avx512Vnni {
         v as u8
     }
 
-    #[inline]
-    fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
-        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
-        let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
-        // SAFETY: the token proves the instructions exist. The bounds check
-        // above covers every access: row r reads a[r·a_stride .. r·a_stride
-        // + kp], the weights b[.. kp·NR], and the tile writes dots[..
-        // rows·NR].
-        unsafe {
-            match rows {
-                1 => tile_avx512::<1>(a, a_stride, b, kp, dots),
-                2 => tile_avx512::<2>(a, a_stride, b, kp, dots),
-                3 => tile_avx512::<3>(a, a_stride, b, kp, dots),
-                4 => tile_avx512::<4>(a, a_stride, b, kp, dots),
-                5 => tile_avx512::<5>(a, a_stride, b, kp, dots),
-                6 => tile_avx512::<6>(a, a_stride, b, kp, dots),
-                7 => tile_avx512::<7>(a, a_stride, b, kp, dots),
-                _ => tile_avx512::<8>(a, a_stride, b, kp, dots),
-            }
-        }
-    }
+    simd_tile!(tile_avx512, [1 2 3 4 5 6 7], 8);
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]

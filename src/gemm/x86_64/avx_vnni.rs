@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
+use crate::gemm::kernel::{max_depth, simd_tile, stamp_compute, ADomain, Kernel};
 
 /// The AVX-VNNI kernel. Obtain it with [`AvxVnni::new`].
 #[derive(Debug, Clone, Copy)]
@@ -48,25 +48,7 @@ unsafe impl Kernel for AvxVnni {
         v as u8
     }
 
-    #[inline]
-    fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
-        check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
-        let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
-        // SAFETY: the token proves the instructions exist. The bounds check
-        // above covers every access: row r reads a[r·a_stride .. r·a_stride
-        // + kp], the weights b[.. kp·NR], and the tile writes dots[..
-        // rows·NR].
-        unsafe {
-            match rows {
-                1 => tile_avx_vnni::<1>(a, a_stride, b, kp, dots),
-                2 => tile_avx_vnni::<2>(a, a_stride, b, kp, dots),
-                3 => tile_avx_vnni::<3>(a, a_stride, b, kp, dots),
-                4 => tile_avx_vnni::<4>(a, a_stride, b, kp, dots),
-                5 => tile_avx_vnni::<5>(a, a_stride, b, kp, dots),
-                _ => tile_avx_vnni::<6>(a, a_stride, b, kp, dots),
-            }
-        }
-    }
+    simd_tile!(tile_avx_vnni, [1 2 3 4 5], 6);
 }
 
 #[target_feature(enable = "avx2,avxvnni")]
