@@ -701,140 +701,123 @@ impl Spec {
         packed: &PackedWeights,
         kernel: KernelChoice,
     ) -> Result<Prepared, QuantError> {
-        prepare(
-            packed,
-            &self.weight,
-            self.input,
-            self.output,
-            &self.bias,
-            self.requantizer,
-            self.activation_type,
-            self.input_range,
-            self.clamp,
-            kernel,
-        )
-    }
-}
-
-/// Derives everything the forward pass needs, validating every option.
-#[allow(clippy::too_many_arguments)]
-fn prepare(
-    packed: &PackedWeights,
-    weight: &WeightParams,
-    input: QuantParams,
-    output: QuantParams,
-    bias: &Bias,
-    requantizer: Requantizer,
-    activation_type: ElemKind,
-    input_range: QuantRange,
-    clamp: OutputClamp,
-    kernel: KernelChoice,
-) -> Result<Prepared, QuantError> {
-    input.validate()?;
-    output.validate()?;
-    let (p, n) = (packed.p(), packed.n());
-    let (weight_scales, w_zero_points) = weight.expand(n)?;
-    match activation_type {
-        ElemKind::Int8 => check_range_fits::<i8>(input_range)?,
-        ElemKind::Uint8 => check_range_fits::<u8>(input_range)?,
-    }
-    let (bias32, int8_bias): (Vec<i64>, Option<(Vec<i8>, QuantParams)>) = match bias {
-        Bias::None => (vec![0; n], None),
-        Bias::Int8 { values, params } => {
-            check_len("bias", n, values.len())?;
-            params.validate()?;
-            (vec![0; n], Some((values.to_vec(), *params)))
+        let Spec {
+            ref weight,
+            input,
+            output,
+            ref bias,
+            requantizer,
+            activation_type,
+            input_range,
+            clamp,
+            kernel_request: _,
+        } = *self;
+        input.validate()?;
+        output.validate()?;
+        let (p, n) = (packed.p(), packed.n());
+        let (weight_scales, w_zero_points) = weight.expand(n)?;
+        match activation_type {
+            ElemKind::Int8 => check_range_fits::<i8>(input_range)?,
+            ElemKind::Uint8 => check_range_fits::<u8>(input_range)?,
         }
-        Bias::Int32(values) => {
-            check_len("bias", n, values.len())?;
-            (values.iter().map(|&v| i64::from(v)).collect(), None)
-        }
-    };
-    let max_bias = bias32.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
-    let max_zw = w_zero_points
-        .iter()
-        .map(|z| u64::from(z.unsigned_abs()))
-        .max()
-        .unwrap_or(0);
-    let zx = input.zero_point;
-    check_bound(
-        p,
-        384 + u64::from(zx.unsigned_abs()),
-        128 + max_zw,
-        max_bias,
-        i64::MAX as u128,
-    )?;
-    // The largest |acc| of (7) any declared input can give.
-    let max_x = (i64::from(input_range.qmin) - i64::from(zx))
-        .unsigned_abs()
-        .max((i64::from(input_range.qmax) - i64::from(zx)).unsigned_abs());
-    let max_w = w_zero_points
-        .iter()
-        .map(|&z| {
-            (128 + i64::from(z))
-                .unsigned_abs()
-                .max((127 - i64::from(z)).unsigned_abs())
-        })
-        .max()
-        .unwrap_or(0);
-    let acc_bound = check_bound(p, max_x, max_w, max_bias, i64::MAX as u128)?;
-    if matches!(requantizer, Requantizer::FixedPoint(_)) {
-        check_bound(p, max_x, max_w, max_bias, i32::MAX as u128)?;
-    }
-
-    let shift = kernel.shift(activation_type, input_range);
-    let z_shifted = i64::from(zx) + i64::from(shift);
-    let column_terms = (0..n)
-        .map(|j| {
-            -z_shifted * packed.col_sums()[j]
-                + p as i64 * z_shifted * i64::from(w_zero_points[j])
-                + bias32[j]
-        })
-        .collect();
-    let neg_w_zero_points = if w_zero_points.iter().any(|&z| z != 0) {
-        w_zero_points.iter().map(|&z| -i64::from(z)).collect()
-    } else {
-        Vec::new()
-    };
-
-    let type_range = activation_type.range();
-    let clamp = match clamp {
-        OutputClamp::Activation(a) => a.clamp(output, activation_type, requantizer),
-        OutputClamp::Explicit(min, max) => {
-            if !(min <= max && min >= type_range.qmin && max <= type_range.qmax) {
-                return Err(QuantError::InvalidClamp {
-                    min,
-                    max,
-                    type_min: type_range.qmin,
-                    type_max: type_range.qmax,
-                });
+        let (bias32, int8_bias): (Vec<i64>, Option<(Vec<i8>, QuantParams)>) = match bias {
+            Bias::None => (vec![0; n], None),
+            Bias::Int8 { values, params } => {
+                check_len("bias", n, values.len())?;
+                params.validate()?;
+                (vec![0; n], Some((values.to_vec(), *params)))
             }
-            (min, max)
+            Bias::Int32(values) => {
+                check_len("bias", n, values.len())?;
+                (values.iter().map(|&v| i64::from(v)).collect(), None)
+            }
+        };
+        let max_bias = bias32.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+        let max_zw = w_zero_points
+            .iter()
+            .map(|z| u64::from(z.unsigned_abs()))
+            .max()
+            .unwrap_or(0);
+        let zx = input.zero_point;
+        check_bound(
+            p,
+            384 + u64::from(zx.unsigned_abs()),
+            128 + max_zw,
+            max_bias,
+            i64::MAX as u128,
+        )?;
+        // The largest |acc| of (7) any declared input can give.
+        let max_x = (i64::from(input_range.qmin) - i64::from(zx))
+            .unsigned_abs()
+            .max((i64::from(input_range.qmax) - i64::from(zx)).unsigned_abs());
+        let max_w = w_zero_points
+            .iter()
+            .map(|&z| {
+                (128 + i64::from(z))
+                    .unsigned_abs()
+                    .max((127 - i64::from(z)).unsigned_abs())
+            })
+            .max()
+            .unwrap_or(0);
+        let acc_bound = check_bound(p, max_x, max_w, max_bias, i64::MAX as u128)?;
+        if matches!(requantizer, Requantizer::FixedPoint(_)) {
+            check_bound(p, max_x, max_w, max_bias, i32::MAX as u128)?;
         }
-    };
-    let stage = OutputStage::new(StageSpec {
-        requantizer,
-        input,
-        weight_scales: &weight_scales,
-        per_channel: weight.is_per_channel(),
-        output,
-        int8_bias: int8_bias.as_ref().map(|(values, params)| Int8BiasTerm {
-            values,
-            params: *params,
-        }),
-        clamp,
-        acc_bound,
-    })?;
-    Ok(Prepared {
-        kernel,
-        shift,
-        w_zero_points,
-        neg_w_zero_points,
-        column_terms,
-        bias32,
-        clamp,
-        stage,
-    })
+
+        let shift = kernel.shift(activation_type, input_range);
+        let z_shifted = i64::from(zx) + i64::from(shift);
+        let column_terms = (0..n)
+            .map(|j| {
+                -z_shifted * packed.col_sums()[j]
+                    + p as i64 * z_shifted * i64::from(w_zero_points[j])
+                    + bias32[j]
+            })
+            .collect();
+        let neg_w_zero_points = if w_zero_points.iter().any(|&z| z != 0) {
+            w_zero_points.iter().map(|&z| -i64::from(z)).collect()
+        } else {
+            Vec::new()
+        };
+
+        let type_range = activation_type.range();
+        let clamp = match clamp {
+            OutputClamp::Activation(a) => a.clamp(output, activation_type, requantizer),
+            OutputClamp::Explicit(min, max) => {
+                if !(min <= max && min >= type_range.qmin && max <= type_range.qmax) {
+                    return Err(QuantError::InvalidClamp {
+                        min,
+                        max,
+                        type_min: type_range.qmin,
+                        type_max: type_range.qmax,
+                    });
+                }
+                (min, max)
+            }
+        };
+        let stage = OutputStage::new(StageSpec {
+            requantizer,
+            input,
+            weight_scales: &weight_scales,
+            per_channel: weight.is_per_channel(),
+            output,
+            int8_bias: int8_bias.as_ref().map(|(values, params)| Int8BiasTerm {
+                values,
+                params: *params,
+            }),
+            clamp,
+            acc_bound,
+        })?;
+        Ok(Prepared {
+            kernel,
+            shift,
+            w_zero_points,
+            neg_w_zero_points,
+            column_terms,
+            bias32,
+            clamp,
+            stage,
+        })
+    }
 }
 
 /// The per-column and per-row terms of (11).
