@@ -23,11 +23,24 @@
 //! ```
 //!
 //! The arithmetic is the notebook's (`seed/notebook.txt`), reproduced bit
-//! for bit: [`quantize`] in `f32` with ties to even, [`dequantize`] in
+//! for bit: [`quantize()`] in `f32` with ties to even, [`dequantize()`] in
 //! `f64`, an exact integer accumulator (never a silent wrap), and the `f64`
-//! requantization of [`Requantizer::Float64`]. The numbered equations in the
-//! module docs ([`params`], [`quantize()`], [`requant`], [`QuantizedLinear`],
-//! [`metrics`]) are the specification.
+//! requantization of [`Requantizer::Float64`]. Beyond it:
+//!
+//! - parameters: [`QuantParams`] (notebook, [affine](QuantParams::affine),
+//!   [symmetric](QuantParams::symmetric)), target ranges [`QuantRange`],
+//!   per-channel [`WeightParams`];
+//! - layers: [`QuantizedLinear`] (int8 or uint8 activations, the
+//!   [`Requantizer`]s of numpy, LiteRT, XNNPACK and ONNX Runtime bit for
+//!   bit, fused activations) and [`DynamicLinear`];
+//! - calibration: the [`observer`]s, [`sqnr_db`], [`max_abs_error`];
+//! - speed: packed weights and SIMD kernels chosen at run time
+//!   ([`kernel_name`], [`available_kernels`]), every one equal to the naive
+//!   [`gemm::reference`] loop.
+//!
+//! The numbered equations in the module docs ([`params`],
+//! [`quantize`](mod@quantize), [`requant`], [`linear`], [`dynamic`],
+//! [`observer`], [`metrics`]) are the specification.
 #![deny(missing_docs)]
 
 pub mod activation;
