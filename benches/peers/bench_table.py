@@ -37,7 +37,7 @@ def main():
                 ort[(r["op"], (r["m"], r["k"], r["n"]), r["threads"])] = r["gops"]
     kernels = ["x86_64-u8i8i32-amx", "x86_64-u8i8i32-avx512vnni", "x86_64-u8i8i32-avxvnni", "x86_64-u7i8i32-avx2",
                "x86_64-i8i8i32-avx2", "portable-i8i8i32"]
-    head = ["shape m×p×n"] + [f"`{k.split('-', 1)[1]}` 1 thr" for k in kernels] + \
+    head = ["shape m×p×n"] + [f"`{k.replace('x86_64-', '')}` 1 thr" for k in kernels] + \
         ["default, 2 thr", "ndarray f32", "reference"]
     if ort:
         head += ["ORT u8u8 1/2 thr", "ORT u8s8 1/2 thr", "ORT QLinear s8s8 1/2 thr"]
