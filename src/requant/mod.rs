@@ -174,7 +174,12 @@ impl OutputStage {
                         })
                     })
                     .collect::<Result<Vec<_>, QuantError>>()?;
-                OutputStage::Float64(Float64Stage::new(offsets, multipliers, spec.clamp))
+                OutputStage::Float64(Float64Stage::new(
+                    offsets,
+                    multipliers,
+                    spec.clamp,
+                    spec.acc_bound,
+                ))
             }
             Requantizer::TfliteReference => {
                 let multipliers = spec

@@ -8,7 +8,9 @@
 //! enough for the exact roundings of (22).
 
 use super::fixed_point::{multiply_by_quantized_multiplier, QuantizedMultiplier};
-use super::round::{clamp_f32, clamp_f64, half_away_f64, half_even_f32, half_even_f64};
+use super::round::{
+    clamp_f32, clamp_f64, half_away_f64, half_even_f32, half_even_f64, small_i64_to_f64,
+};
 use super::Rounding;
 use crate::elem::QuantElem;
 
@@ -35,24 +37,34 @@ pub(crate) struct Float64Stage {
     multipliers: Vec<f64>,
     lo: f64,
     hi: f64,
+    /// Every accumulator is within `2^51`, so `f64(acc)` can take the
+    /// exact path that vectorizes without AVX-512.
+    small_acc: bool,
 }
 
 impl Float64Stage {
-    /// From `o[j]` and `M[j]` (finite) and the clamp.
-    pub(crate) fn new(offsets: Vec<f64>, multipliers: Vec<f64>, (lo, hi): (i32, i32)) -> Self {
+    /// From `o[j]` and `M[j]` (finite), the clamp, and the largest `|acc|`
+    /// the layer can produce.
+    pub(crate) fn new(
+        offsets: Vec<f64>,
+        multipliers: Vec<f64>,
+        (lo, hi): (i32, i32),
+        acc_bound: u128,
+    ) -> Self {
         Float64Stage {
             offsets,
             multipliers,
             lo: f64::from(lo),
             hi: f64::from(hi),
+            small_acc: acc_bound <= 1 << 51,
         }
     }
 
     #[inline(always)]
-    fn one(&self, offset: f64, multiplier: f64, acc: i64) -> i32 {
+    fn one(&self, offset: f64, multiplier: f64, acc: f64) -> i32 {
         // `o + M·acc` is a number or an infinity (both factors finite);
         // the clamp bounds it for (22).
-        let v = offset + multiplier * acc as f64;
+        let v = offset + multiplier * acc;
         half_even_f64(clamp_f64(v, self.lo, self.hi)) as i32
     }
 }
@@ -60,7 +72,7 @@ impl Float64Stage {
 impl ColumnRequant for Float64Stage {
     #[inline]
     fn apply(&self, acc: i64, j: usize) -> i32 {
-        self.one(self.offsets[j], self.multipliers[j], acc)
+        self.one(self.offsets[j], self.multipliers[j], acc as f64)
     }
 
     #[inline(always)]
@@ -69,8 +81,16 @@ impl ColumnRequant for Float64Stage {
         let columns = self.offsets[j0..j0 + n]
             .iter()
             .zip(&self.multipliers[j0..j0 + n]);
-        for ((o, &acc), (&offset, &multiplier)) in out.iter_mut().zip(accs).zip(columns) {
-            *o = T::from_i32_clamped(self.one(offset, multiplier, acc));
+        let lanes = out.iter_mut().zip(accs).zip(columns);
+        // One loop per conversion, so that each vectorizes.
+        if self.small_acc {
+            for ((o, &acc), (&offset, &multiplier)) in lanes {
+                *o = T::from_i32_clamped(self.one(offset, multiplier, small_i64_to_f64(acc)));
+            }
+        } else {
+            for ((o, &acc), (&offset, &multiplier)) in lanes {
+                *o = T::from_i32_clamped(self.one(offset, multiplier, acc as f64));
+            }
         }
     }
 }
