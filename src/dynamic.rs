@@ -16,18 +16,18 @@
 //! With [`Granularity::PerRow`] a row's result depends on that row alone:
 //! it is the same whether the row is run alone or in any batch.
 
-use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
+use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
 
 use crate::elem::QuantElem;
 use crate::error::QuantError;
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
-use crate::linear::{check_len, to_matrix};
+use crate::linear::{check_bound, check_len, to_matrix, Terms};
 use crate::observer::{MinMaxObserver, Observer};
 use crate::params::{QuantParams, QuantRange, Scheme};
-use crate::quantize::{check_no_nan, check_range_fits, quantize_as};
-use crate::weights::WeightParams;
+use crate::quantize::{check_no_nan, check_range_fits, ScalarQuantizer};
+use crate::weights::{negated_zero_points, WeightParams};
 
 /// Which values share one set of activation parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,11 +132,7 @@ impl DynamicLinear {
         let zero_point_terms = (0..n)
             .map(|j| -packed.col_sums()[j] + p as i64 * i64::from(zero_points[j]))
             .collect();
-        let neg_w_zero_points = if zero_points.iter().any(|&z| z != 0) {
-            zero_points.iter().map(|&z| -i64::from(z)).collect()
-        } else {
-            Vec::new()
-        };
+        let neg_w_zero_points = negated_zero_points(&zero_points);
         let layer = DynamicLinear {
             packed,
             kernel,
@@ -250,8 +246,11 @@ impl DynamicLinear {
         let range = self.activations.range;
         // Quantize row by row with each row's parameters, into T.
         let mut x_q = Array2::<T>::default(x.dim());
-        for ((row, mut dst), p) in x.rows().into_iter().zip(x_q.rows_mut()).zip(params) {
-            dst.assign(&quantize_as::<T, _, _>(&row, *p, range)?);
+        for ((row, mut dst), &p) in x.rows().into_iter().zip(x_q.rows_mut()).zip(params) {
+            let quantizer = ScalarQuantizer::new(p, range);
+            dst.zip_mut_with(&row, |d, &v| {
+                *d = T::from_i32_clamped(quantizer.quantize(v))
+            });
         }
         let shift = self.kernel.shift(T::KIND, range);
         let max_zx = params
@@ -259,23 +258,25 @@ impl DynamicLinear {
             .map(|p| u64::from(p.zero_point.unsigned_abs()))
             .max()
             .unwrap_or(0);
-        let bound = (self.in_features() as u128)
-            .checked_mul(u128::from(384 + max_zx))
-            .and_then(|v| v.checked_mul(u128::from(128 + self.max_w_zero_point)))
-            .unwrap_or(u128::MAX);
-        if bound > i64::MAX as u128 {
-            return Err(QuantError::AccumulatorOverflow {
-                inner_dim: self.in_features(),
-                bound,
-                limit: i64::MAX as u128,
-            });
-        }
+        check_bound(
+            self.in_features(),
+            384 + max_zx,
+            128 + self.max_w_zero_point,
+            0,
+            i64::MAX as u128,
+        )?;
+        let row_zero_points: Vec<i64> = params
+            .iter()
+            .map(|p| i64::from(p.zero_point) + i64::from(shift))
+            .collect();
         let epilogue = Dequantize {
             layer: self,
-            row_zero_points: params
-                .iter()
-                .map(|p| i64::from(p.zero_point) + i64::from(shift))
-                .collect(),
+            terms: Terms {
+                neg_w_zero_points: &self.neg_w_zero_points,
+                column_terms: &[],
+                row_zero_points: &row_zero_points,
+                zero_point_terms: &self.zero_point_terms,
+            },
             row_scales: params.iter().map(|p| p.scale as f32).collect(),
         };
         let with_row_sums = !self.neg_w_zero_points.is_empty();
@@ -326,8 +327,7 @@ impl DynamicLinear {
 /// (23) fused into the kernel's write-back.
 struct Dequantize<'a> {
     layer: &'a DynamicLinear,
-    /// `z'_X[i] = z_X[i] + shift`.
-    row_zero_points: Vec<i64>,
+    terms: Terms<'a>,
     row_scales: Vec<f32>,
 }
 
@@ -346,29 +346,26 @@ impl Epilogue<f32> for Dequantize<'_> {
         out_stride: usize,
     ) {
         let l = self.layer;
-        for r in 0..rows {
-            let i = i0 + r;
-            let (zx, sx) = (self.row_zero_points[i], self.row_scales[i]);
-            let row_sum = row_sums.get(i).copied().unwrap_or(0);
-            let span = r * dots_stride..r * dots_stride + cols;
-            let dot_at = |c: usize| match dots {
-                Dots::I32(d) => i64::from(d[span.start + c]),
-                Dots::I64(d) => d[span.start + c],
-            };
-            let out = &mut out[r * out_stride..r * out_stride + cols];
-            for (c, o) in out.iter_mut().enumerate() {
-                let j = j0 + c;
-                let dot = dot_at(c);
-                let mut acc = dot + zx * l.zero_point_terms[j];
-                if let Some(&nz) = l.neg_w_zero_points.get(j) {
-                    acc += row_sum * nz;
+        let tile = (i0, j0, rows, cols);
+        self.terms.for_tile(
+            tile,
+            dots,
+            dots_stride,
+            row_sums,
+            out,
+            out_stride,
+            |i, accs, out| {
+                let sx = self.row_scales[i];
+                let scales = &l.weight_scales[j0..j0 + cols];
+                for ((o, &acc), &sw) in out.iter_mut().zip(accs).zip(scales) {
+                    *o = acc as f32 * (sx * sw);
                 }
-                let y = acc as f32 * (sx * l.weight_scales[j]);
-                *o = match &l.bias {
-                    Some(b) => y + b[j],
-                    None => y,
-                };
-            }
-        }
+                if let Some(b) = &l.bias {
+                    for (o, &b) in out.iter_mut().zip(b.slice(s![j0..j0 + cols])) {
+                        *o += b;
+                    }
+                }
+            },
+        );
     }
 }

@@ -60,7 +60,7 @@ use crate::quantize::{check_no_nan, check_range_fits, dequantize, quantize_as};
 use crate::requant::{
     with_stage, ColumnRequant, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
 };
-use crate::weights::WeightParams;
+use crate::weights::{negated_zero_points, WeightParams};
 
 /// A bias already quantized.
 #[derive(Debug, Clone, PartialEq)]
@@ -608,6 +608,8 @@ impl QuantizedLinear {
         Terms {
             neg_w_zero_points: &self.prepared.neg_w_zero_points,
             column_terms: &self.prepared.column_terms,
+            row_zero_points: &[],
+            zero_point_terms: &[],
         }
     }
 
@@ -773,11 +775,7 @@ impl Spec {
                     + bias32[j]
             })
             .collect();
-        let neg_w_zero_points = if w_zero_points.iter().any(|&z| z != 0) {
-            w_zero_points.iter().map(|&z| -i64::from(z)).collect()
-        } else {
-            Vec::new()
-        };
+        let neg_w_zero_points = negated_zero_points(&w_zero_points);
 
         let type_range = activation_type.range();
         let clamp = match clamp {
@@ -820,33 +818,56 @@ impl Spec {
     }
 }
 
-/// The per-column and per-row terms of (11).
+/// The per-column and per-row terms of (11). Each slice may be empty,
+/// meaning its term is zero.
 #[derive(Clone, Copy)]
-struct Terms<'a> {
-    neg_w_zero_points: &'a [i64],
-    column_terms: &'a [i64],
+pub(crate) struct Terms<'a> {
+    /// `−z_W[j]`, times the row sum `r[i]`.
+    pub(crate) neg_w_zero_points: &'a [i64],
+    /// `c[j]`, for a zero point fixed at construction.
+    pub(crate) column_terms: &'a [i64],
+    /// `z'_X[i]` when every row has its own zero point (dynamic layers) …
+    pub(crate) row_zero_points: &'a [i64],
+    /// … and its coefficient `d[j] = −Σ_k Wq[k,j] + p·z_W[j]`.
+    pub(crate) zero_point_terms: &'a [i64],
 }
 
 impl Terms<'_> {
-    /// Equation (11) for one row of a tile: `accs[c]` for column `j0 + c`.
+    /// Equation (11) for row `i` of a tile: `accs[c]` for column `j0 + c`.
     #[inline(always)]
-    fn row<D: Copy + Into<i64>>(&self, dots: &[D], row_sum: i64, j0: usize, accs: &mut [i64]) {
-        let columns = &self.column_terms[j0..j0 + dots.len()];
-        for ((acc, &dot), &c) in accs.iter_mut().zip(dots).zip(columns) {
-            *acc = dot.into() + c;
+    fn row<D: Copy + Into<i64>>(
+        &self,
+        dots: &[D],
+        i: usize,
+        row_sum: i64,
+        j0: usize,
+        accs: &mut [i64],
+    ) {
+        let span = j0..j0 + dots.len();
+        for (acc, &dot) in accs.iter_mut().zip(dots) {
+            *acc = dot.into();
+        }
+        if !self.column_terms.is_empty() {
+            for (acc, &c) in accs.iter_mut().zip(&self.column_terms[span.clone()]) {
+                *acc += c;
+            }
         }
         if !self.neg_w_zero_points.is_empty() {
-            let neg_zw = &self.neg_w_zero_points[j0..j0 + dots.len()];
-            for (acc, &nz) in accs.iter_mut().zip(neg_zw) {
+            for (acc, &nz) in accs.iter_mut().zip(&self.neg_w_zero_points[span.clone()]) {
                 *acc += row_sum * nz;
+            }
+        }
+        if let Some(&zx) = self.row_zero_points.get(i) {
+            for (acc, &d) in accs.iter_mut().zip(&self.zero_point_terms[span]) {
+                *acc += zx * d;
             }
         }
     }
 
-    /// Hands (11) for every row of a tile to `finish(accs, out_row)`.
+    /// Hands (11) for every row `i` of a tile to `finish(i, accs, out_row)`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn for_tile<O>(
+    pub(crate) fn for_tile<O>(
         &self,
         (i0, j0, rows, cols): (usize, usize, usize, usize),
         dots: Dots<'_>,
@@ -854,18 +875,19 @@ impl Terms<'_> {
         row_sums: &[i64],
         out: &mut [O],
         out_stride: usize,
-        mut finish: impl FnMut(&[i64], &mut [O]),
+        mut finish: impl FnMut(usize, &[i64], &mut [O]),
     ) {
         let mut accs = [0i64; MAX_NR];
         let accs = &mut accs[..cols];
         for r in 0..rows {
-            let row_sum = row_sums.get(i0 + r).copied().unwrap_or(0);
+            let i = i0 + r;
+            let row_sum = row_sums.get(i).copied().unwrap_or(0);
             let span = r * dots_stride..r * dots_stride + cols;
             match dots {
-                Dots::I32(d) => self.row(&d[span], row_sum, j0, accs),
-                Dots::I64(d) => self.row(&d[span], row_sum, j0, accs),
+                Dots::I32(d) => self.row(&d[span], i, row_sum, j0, accs),
+                Dots::I64(d) => self.row(&d[span], i, row_sum, j0, accs),
             }
-            finish(accs, &mut out[r * out_stride..r * out_stride + cols]);
+            finish(i, accs, &mut out[r * out_stride..r * out_stride + cols]);
         }
     }
 }
@@ -902,7 +924,7 @@ impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
             row_sums,
             out,
             out_stride,
-            |accs, out| self.stage.apply_row(accs, j0, out),
+            |_, accs, out| self.stage.apply_row(accs, j0, out),
         );
     }
 }
@@ -934,7 +956,7 @@ impl Epilogue<i64> for Accumulate<'_> {
             row_sums,
             out,
             out_stride,
-            |accs, out| out.copy_from_slice(accs),
+            |_, accs, out| out.copy_from_slice(accs),
         );
     }
 }
@@ -962,7 +984,13 @@ pub(crate) fn check_len(
 
 /// `p·a·b + c ≤ limit`, else the accumulator-overflow error; returns the
 /// bound.
-fn check_bound(p: usize, a: u64, b: u64, c: u64, limit: u128) -> Result<u128, QuantError> {
+pub(crate) fn check_bound(
+    p: usize,
+    a: u64,
+    b: u64,
+    c: u64,
+    limit: u128,
+) -> Result<u128, QuantError> {
     let bound = (p as u128)
         .checked_mul(u128::from(a))
         .and_then(|v| v.checked_mul(u128::from(b)))

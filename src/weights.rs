@@ -133,3 +133,13 @@ impl WeightParams {
         }
     }
 }
+
+/// `−z_W[j]` for each column, the coefficient of the row sum in (11); empty
+/// when every zero point is 0, so that the row sums can be skipped.
+pub(crate) fn negated_zero_points(zero_points: &[i32]) -> Vec<i64> {
+    if zero_points.iter().any(|&z| z != 0) {
+        zero_points.iter().map(|&z| -i64::from(z)).collect()
+    } else {
+        Vec::new()
+    }
+}
