@@ -14,7 +14,7 @@
 //! | `x86_64-u8i8i32-avx512vnni` | `vpdpbusd` zmm | full range (stored `x + 128`) | 8×32 |
 //! | `x86_64-u8i8i32-avxvnni` | `vpdpbusd` ymm | full range (stored `x + 128`) | 6×16 |
 //! | `x86_64-u7i8i32-avx2` | `vpmaddubsw` + `vpmaddwd` | 7-bit input ranges only | 4×16 |
-//! | `x86_64-i8i8i32-avx2` | `vpmovsxbw` + `vpmaddwd` | full range | 4×16 |
+//! | `x86_64-i8i8i32-avx2` | `vpmovsxbw` + `vpmaddwd` | full range | 6×16 |
 //! | `portable-i8i8i32` | plain Rust | full range | 4×16 |
 //!
 //! The environment variable [`KERNEL_ENV`], read when a layer is built,

@@ -83,7 +83,7 @@ pub const SPECS: [Spec; 6] = [
     },
     Spec {
         name: "x86_64-i8i8i32-avx2",
-        mr: 4,
+        mr: 6,
         nr: 16,
         kg: 2,
         max_depth: max_depth(128, 128, 2),

@@ -5,8 +5,11 @@
 //! `a0·b0 + a1·b1` exactly in each 32-bit lane (at most `2·128² = 2^15`),
 //! and `vpaddd` accumulates. No input value can saturate anything.
 //!
-//! Tile: up to 4 rows × 16 columns, 8 accumulators; per k-pair, one 32-bit
-//! broadcast of `(x[k], x[k+1])` per row and two widened weight loads.
+//! Tile: up to 6 rows × 16 columns, 12 accumulators; per k-pair, one 32-bit
+//! broadcast of `(x[k], x[k+1])` per row and two widened weight loads. Six
+//! rows rather than four spread each `vpmovsxbw` over 12 `vpmaddwd`
+//! instead of 8, the most the 16 `ymm` registers allow (12 accumulators,
+//! two weight vectors, a broadcast and a product).
 
 use std::arch::x86_64::*;
 
@@ -32,7 +35,7 @@ const NR: usize = 16;
 unsafe impl Kernel for Avx2 {
     type A = i16;
     const NAME: &'static str = "x86_64-i8i8i32-avx2";
-    const MR: usize = 4;
+    const MR: usize = 6;
     const NR: usize = NR;
     const KG: usize = 2;
     const DOMAIN: ADomain = ADomain::I8;
@@ -45,7 +48,7 @@ unsafe impl Kernel for Avx2 {
         v as i16
     }
 
-    simd_tile!(tile_avx2, [1 2 3], 4);
+    simd_tile!(tile_avx2, [1 2 3 4 5], 6);
 }
 
 #[target_feature(enable = "avx2")]
