@@ -1,0 +1,162 @@
+/*
+ * Instruction ceilings of the AVX2 kernels on the machine this runs on.
+ *
+ * Each loop is the inner loop of one kernel's tile (see
+ * src/gemm/x86_64/avx2.rs and avx2_u7.rs), or a variant of it, with every
+ * load hitting the same L1 lines, so it measures the core's throughput for that instruction mix
+ * and nothing else: no packing, no epilogue, no cache misses. A kernel can
+ * approach, never pass, its loop's figure.
+ *
+ * GOPS = 2 · multiply-adds / s over 101 rounds of short bursts: median, best,
+ * and the median ratio to the first loop measured in the same round.
+ * Build and run: benches/ceiling/run.sh (gcc; not part of CI).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int8_t w_i8[64] __attribute__((aligned(64)));
+static int16_t w_i16[32] __attribute__((aligned(64)));
+static int32_t a_rows[6][16] __attribute__((aligned(64)));
+
+#define CLOBBER                                                                \
+  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",      \
+      "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory"
+
+#define ZERO8                                                                  \
+  "vpxor %%ymm0,%%ymm0,%%ymm0\n vpxor %%ymm1,%%ymm1,%%ymm1\n"                  \
+  "vpxor %%ymm2,%%ymm2,%%ymm2\n vpxor %%ymm3,%%ymm3,%%ymm3\n"                  \
+  "vpxor %%ymm4,%%ymm4,%%ymm4\n vpxor %%ymm5,%%ymm5,%%ymm5\n"                  \
+  "vpxor %%ymm6,%%ymm6,%%ymm6\n vpxor %%ymm7,%%ymm7,%%ymm7\n"                  \
+  "vpcmpeqw %%ymm13,%%ymm13,%%ymm13\n vpsrlw $15,%%ymm13,%%ymm13\n"
+
+/* One row of the i16 kernel: broadcast (x[k], x[k+1]), two vpmaddwd, two
+ * vpaddd. */
+#define I16_ROW(off, acc_lo, acc_hi)                                           \
+  "vpbroadcastd " off "(%[a]),%%ymm10\n"                                       \
+  "vpmaddwd %%ymm8,%%ymm10,%%ymm11\n vpaddd %%ymm" acc_lo ",%%ymm11,%%ymm" acc_lo "\n" \
+  "vpmaddwd %%ymm9,%%ymm10,%%ymm10\n vpaddd %%ymm" acc_hi ",%%ymm10,%%ymm" acc_hi "\n"
+
+#define I16_ROWS                                                               \
+  I16_ROW("0", "0", "1") I16_ROW("64", "2", "3") I16_ROW("128", "4", "5")       \
+  I16_ROW("192", "6", "7")
+
+/* One row of the 7-bit kernel: broadcast x[k..k+4], vpmaddubsw, vpmaddwd
+ * with ones, vpaddd; twice. */
+#define U7_ROW(off, acc_lo, acc_hi)                                            \
+  "vpbroadcastd " off "(%[a]),%%ymm10\n"                                       \
+  "vpmaddubsw %%ymm8,%%ymm10,%%ymm11\n vpmaddwd %%ymm13,%%ymm11,%%ymm11\n"    \
+  "vpaddd %%ymm" acc_lo ",%%ymm11,%%ymm" acc_lo "\n"                           \
+  "vpmaddubsw %%ymm9,%%ymm10,%%ymm10\n vpmaddwd %%ymm13,%%ymm10,%%ymm10\n"    \
+  "vpaddd %%ymm" acc_hi ",%%ymm10,%%ymm" acc_hi "\n"
+
+#define U7_ROWS                                                                \
+  U7_ROW("0", "0", "1") U7_ROW("64", "2", "3") U7_ROW("128", "4", "5")          \
+  U7_ROW("192", "6", "7")
+
+/* Each loop runs `it` iterations of 4 rows × 16 columns × `depth` k. */
+static void i16_kernel(long it) {
+  __asm__ volatile(ZERO8 "1:\n"
+                   "vpmovsxbw (%[w]),%%ymm8\n vpmovsxbw 16(%[w]),%%ymm9\n" I16_ROWS
+                   "sub $1,%[it]\n jnz 1b\n"
+                   : [it] "+r"(it)
+                   : [w] "r"(w_i8), [a] "r"(a_rows)
+                   : CLOBBER);
+}
+
+static void i16_kernel_6rows(long it) {
+  __asm__ volatile(ZERO8 "vpxor %%ymm12,%%ymm12,%%ymm12\n vpxor %%ymm13,%%ymm13,%%ymm13\n"
+                   "vpxor %%ymm14,%%ymm14,%%ymm14\n vpxor %%ymm15,%%ymm15,%%ymm15\n" "1:\n"
+                   "vpmovsxbw (%[w]),%%ymm8\n vpmovsxbw 16(%[w]),%%ymm9\n" I16_ROWS
+                   I16_ROW("256", "12", "13") I16_ROW("320", "14", "15")
+                   "sub $1,%[it]\n jnz 1b\n"
+                   : [it] "+r"(it)
+                   : [w] "r"(w_i8), [a] "r"(a_rows)
+                   : CLOBBER);
+}
+
+static void i16_prewidened(long it) {
+  __asm__ volatile(ZERO8 "1:\n"
+                   "vmovdqu (%[w]),%%ymm8\n vmovdqu 32(%[w]),%%ymm9\n" I16_ROWS
+                   "sub $1,%[it]\n jnz 1b\n"
+                   : [it] "+r"(it)
+                   : [w] "r"(w_i16), [a] "r"(a_rows)
+                   : CLOBBER);
+}
+
+static void u7_kernel(long it) {
+  __asm__ volatile(ZERO8 "1:\n"
+                   "vmovdqu (%[w]),%%ymm8\n vmovdqu 32(%[w]),%%ymm9\n" U7_ROWS
+                   "sub $1,%[it]\n jnz 1b\n"
+                   : [it] "+r"(it)
+                   : [w] "r"(w_i8), [a] "r"(a_rows)
+                   : CLOBBER);
+}
+
+struct loop {
+  const char *name;
+  void (*run)(long);
+  int depth; /* k values per iteration */
+  int rows;
+};
+
+static const struct loop loops[] = {
+    {"i8i8i32-avx2 tile 6x16: vpmovsxbw+vpmaddwd+vpaddd", i16_kernel_6rows, 2, 6},
+    {"  same instructions, tile 4x16", i16_kernel, 2, 4},
+    {"  tile 4x16, weights pre-widened: no vpmovsxbw", i16_prewidened, 2, 4},
+    {"u7i8i32-avx2 tile 4x16: vpmaddubsw+vpmaddwd+vpaddd", u7_kernel, 4, 4},
+};
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+#define NLOOPS (sizeof loops / sizeof loops[0])
+#define ROUNDS 101
+
+int main(int argc, char **argv) {
+  /* Short bursts, all loops round-robin, so that every loop sees the same
+   * moments of a machine whose speed drifts (shared host, turbo). */
+  double burst = argc > 1 ? atof(argv[1]) : 0.01;
+  memset(w_i8, 1, sizeof w_i8);
+  memset(w_i16, 1, sizeof w_i16);
+  memset(a_rows, 1, sizeof a_rows);
+  static double gops[NLOOPS][ROUNDS], ratio[NLOOPS][ROUNDS];
+  long its[NLOOPS];
+  for (unsigned l = 0; l < NLOOPS; l++) {
+    long it = 1000;
+    for (;;) { /* calibrate the burst length */
+      double t0 = now();
+      loops[l].run(it);
+      if (now() - t0 > burst) break;
+      it *= 2;
+    }
+    its[l] = it;
+  }
+  for (int r = 0; r < ROUNDS; r++) {
+    for (unsigned l = 0; l < NLOOPS; l++) {
+      double t0 = now();
+      loops[l].run(its[l]);
+      double t = now() - t0;
+      gops[l][r] = 2.0 * loops[l].rows * 16 * loops[l].depth * its[l] / t / 1e9;
+    }
+    for (unsigned l = 0; l < NLOOPS; l++) ratio[l][r] = gops[l][r] / gops[0][r];
+  }
+  printf("%-52s %8s %8s %8s\n", "loop (GOPS; ratio to the first, same rounds)", "median", "best", "vs 1st");
+  for (unsigned l = 0; l < NLOOPS; l++) {
+    qsort(gops[l], ROUNDS, sizeof(double), cmp);
+    qsort(ratio[l], ROUNDS, sizeof(double), cmp);
+    printf("%-52s %8.1f %8.1f %8.2f\n", loops[l].name, gops[l][ROUNDS / 2],
+           gops[l][ROUNDS - 1], ratio[l][ROUNDS / 2]);
+  }
+  return 0;
+}
