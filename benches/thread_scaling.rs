@@ -1,0 +1,107 @@
+//! How much a second thread speeds up `forward`, per kernel and shape, on
+//! a machine whose speed drifts (a shared VM: the same run can be 2× apart
+//! minutes later).
+//!
+//! Criterion measures one configuration after another, so its one-thread
+//! and all-thread figures come from different minutes and their ratio
+//! carries the drift. Here each pair — one batch of calls on a one-thread
+//! pool, then one on a two-thread pool — is timed back to back, and the
+//! median of the pairs' ratios is reported with the median GOPS of each.
+//!
+//! `cargo bench --bench thread_scaling` (or `-- 4096` for the shapes whose
+//! name contains `4096`).
+
+use ndarray::Array2;
+use qlinear::{available_kernels, Bias, QuantParams, QuantRange, QuantizedLinear};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rayon::{ThreadPool, ThreadPoolBuilder};
+use std::hint::black_box;
+use std::time::Instant;
+
+const SHAPES: [(usize, usize, usize); 6] = [
+    (1, 4096, 4096),
+    (4, 4096, 4096),
+    (16, 1024, 1024),
+    (128, 1024, 1024),
+    (512, 512, 512),
+    (256, 2048, 2048),
+];
+
+/// Pairs timed per kernel and shape.
+const PAIRS: usize = 31;
+
+/// Operations per timed batch, so that short products are repeated.
+const OPS_PER_BATCH: f64 = 4e8;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters shapes.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let pool = |threads| {
+        ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
+    let (one, two): (ThreadPool, ThreadPool) = (pool(1), pool(2));
+    let mut rng = StdRng::seed_from_u64(1);
+    println!("| shape m×p×n | kernel | 1 thread GOPS | 2 threads GOPS | 2 / 1 (median of {PAIRS} pairs) |");
+    println!("|---|---|---|---|---|");
+    for (m, p, n) in SHAPES {
+        let shape = format!("{m}x{p}x{n}");
+        if filter.as_ref().is_some_and(|f| !shape.contains(f.as_str())) {
+            continue;
+        }
+        let w = Array2::from_shape_simple_fn((p, n), || rng.random::<i8>());
+        let x = Array2::from_shape_simple_fn((m, p), || rng.random::<i8>());
+        let x7 = x.mapv(|v| v >> 1);
+        let px = QuantParams::new(0.02, 3).unwrap();
+        let pw = QuantParams::new(0.01, 0).unwrap();
+        // As in benches/gemm.rs: outputs spread over the int8 range.
+        let py = QuantParams::new(0.02 * 0.01 * 64.0 * (p as f64).sqrt(), -5).unwrap();
+        let base = QuantizedLinear::from_quantized(w, pw, Bias::None, px, py).unwrap();
+        let ops = 2.0 * (m * p * n) as f64;
+        let calls = (OPS_PER_BATCH / ops).ceil() as usize;
+        for kernel in available_kernels() {
+            let reduced = kernel.contains("u7");
+            let layer = if reduced {
+                base.clone()
+                    .with_input_range(QuantRange::INT8_REDUCED)
+                    .unwrap()
+            } else {
+                base.clone()
+            };
+            let layer = layer.with_kernel(kernel).unwrap();
+            let input = if reduced { &x7 } else { &x };
+            let batch = |pool: &ThreadPool| {
+                pool.install(|| {
+                    let start = Instant::now();
+                    for _ in 0..calls {
+                        black_box(layer.forward::<_, i8>(input).unwrap());
+                    }
+                    start.elapsed().as_secs_f64() / calls as f64
+                })
+            };
+            batch(&one);
+            batch(&two);
+            let (mut t1, mut t2, mut ratios) = (vec![], vec![], vec![]);
+            for _ in 0..PAIRS {
+                let (a, b) = (batch(&one), batch(&two));
+                t1.push(ops / a / 1e9);
+                t2.push(ops / b / 1e9);
+                ratios.push(a / b);
+            }
+            println!(
+                "| {shape} | `{kernel}` | {:.0} | {:.0} | {:.2} |",
+                median(t1),
+                median(t2),
+                median(ratios)
+            );
+        }
+    }
+}
