@@ -881,7 +881,7 @@ impl Terms<'_> {
         let accs = &mut accs[..cols];
         for r in 0..rows {
             let i = i0 + r;
-            let row_sum = row_sums.get(i).copied().unwrap_or(0);
+            let row_sum = row_sums.get(r).copied().unwrap_or(0);
             let span = r * dots_stride..r * dots_stride + cols;
             match dots {
                 Dots::I32(d) => self.row(&d[span], i, row_sum, j0, accs),

@@ -10,16 +10,16 @@
 //! of that length, each summed exactly in `i32` by the kernel and the runs
 //! added in `i64`.
 //!
-//! With threads, large batches are split by rows (each thread streams all
-//! panels for its rows) and small batches by panels (each thread streams
-//! its share of the weights — the GEMV case). Every output is computed by
+//! With threads, large batches are split by rows (each thread packs its
+//! rows, then streams all panels past them) and small batches by panels
+//! (each thread streams its share of the weights — the GEMV case). Every output is computed by
 //! the same operations in the same order whatever the split, so results are
 //! identical for every thread count.
 
 use std::ops::Range;
 
 use super::kernel::Kernel;
-use super::pack::{PackedRows, PackedWeights};
+use super::pack::{PackedRows, PackedWeights, Rows};
 
 /// Target size of a block of packed activations.
 const A_BLOCK_BYTES: usize = 192 * 1024;
@@ -43,7 +43,8 @@ pub(crate) enum Dots<'a> {
 pub(crate) trait Epilogue<O>: Sync {
     /// Writes `out[r·out_stride + c]` for `r < rows`, `c < cols`, from
     /// `dots[r·dots_stride + c]` = `Σ_k x'[i0 + r, k]·W[k, j0 + c]` and the
-    /// activations' row sums `row_sums[i0 + r]` (empty if not taken).
+    /// tile's row sums `row_sums[r]` = `Σ_k x'[i0 + r, k]` (empty if not
+    /// taken).
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
@@ -59,11 +60,16 @@ pub(crate) trait Epilogue<O>: Sync {
     );
 }
 
-/// Computes every output of an m×n product into `out` (row-major, m·n).
-pub(crate) fn run<K, O, E>(
+/// Packs the activations into `a` with `pack` and computes every output of
+/// the m×n product into `out` (row-major, m·n).
+///
+/// `pack(rows, data, row_sums)` must fill `data` and `row_sums` (each
+/// starting at row `rows.start`) for those rows; see `pack_rows_into`.
+pub(crate) fn run<K, O, E, P>(
     kernel: K,
     w: &PackedWeights,
-    a: &PackedRows<K>,
+    a: &mut PackedRows<K>,
+    pack: &P,
     m: usize,
     epilogue: &E,
     out: &mut [O],
@@ -71,6 +77,7 @@ pub(crate) fn run<K, O, E>(
     K: Kernel,
     O: Copy + Default + Send,
     E: Epilogue<O>,
+    P: Fn(Range<usize>, &mut [K::A], &mut [i64]) + Sync,
 {
     let n = w.n();
     debug_assert_eq!(out.len(), m * n);
@@ -82,18 +89,21 @@ pub(crate) fn run<K, O, E>(
     {
         let threads = rayon::current_num_threads();
         if threads > 1 && m * n * w.kp() >= PARALLEL_MIN_MACS {
-            return run_parallel(kernel, w, a, m, epilogue, out, threads);
+            return run_parallel(kernel, w, a, pack, m, epilogue, out, threads);
         }
     }
+    pack(0..m, &mut a.data, &mut a.row_sums);
     let panels = 0..w.panels();
-    kernel.compute(w, a, 0..m, panels, epilogue, out, (0, 0, n));
+    kernel.compute(w, &a.rows(), 0..m, panels, epilogue, out, (0, 0, n));
 }
 
 #[cfg(feature = "parallel")]
-fn run_parallel<K, O, E>(
+#[allow(clippy::too_many_arguments)]
+fn run_parallel<K, O, E, P>(
     kernel: K,
     w: &PackedWeights,
-    a: &PackedRows<K>,
+    a: &mut PackedRows<K>,
+    pack: &P,
     m: usize,
     epilogue: &E,
     out: &mut [O],
@@ -102,22 +112,55 @@ fn run_parallel<K, O, E>(
     K: Kernel,
     O: Copy + Default + Send,
     E: Epilogue<O>,
+    P: Fn(Range<usize>, &mut [K::A], &mut [i64]) + Sync,
 {
     use rayon::prelude::*;
     let n = w.n();
     let row_groups = m.div_ceil(K::MR);
     if row_groups >= 2 * threads {
-        // Split by rows: whole row groups per task.
+        // Split by rows: whole row groups per task. Each task packs its
+        // own rows first, so the core that reads them also wrote them.
         let rows_per_task = row_groups.div_ceil(threads) * K::MR;
-        out.par_chunks_mut(rows_per_task * n)
-            .enumerate()
-            .for_each(|(t, chunk)| {
-                let start = t * rows_per_task;
-                let rows = start..(start + rows_per_task).min(m);
-                kernel.compute(w, a, rows, 0..w.panels(), epilogue, chunk, (start, 0, n));
+        let stride = a.stride;
+        let mut tasks = Vec::with_capacity(threads);
+        let (mut out, mut data, mut sums) = (out, &mut a.data[..], &mut a.row_sums[..]);
+        let mut start = 0;
+        while start < m {
+            let end = (start + rows_per_task).min(m);
+            let (task_out, rest) = std::mem::take(&mut out).split_at_mut((end - start) * n);
+            out = rest;
+            // The last task also takes the zero rows padding the last tile.
+            let data_len = if end == m {
+                data.len()
+            } else {
+                (end - start) * stride
+            };
+            let (task_data, rest) = std::mem::take(&mut data).split_at_mut(data_len);
+            data = rest;
+            let sums_len = if sums.is_empty() { 0 } else { end - start };
+            let (task_sums, rest) = std::mem::take(&mut sums).split_at_mut(sums_len);
+            sums = rest;
+            tasks.push((start..end, task_out, task_data, task_sums));
+            start = end;
+        }
+        tasks
+            .into_par_iter()
+            .for_each(|(rows, task_out, task_data, task_sums)| {
+                pack(rows.clone(), task_data, task_sums);
+                let view = Rows {
+                    data: task_data,
+                    stride,
+                    row_sums: task_sums,
+                    first: rows.start,
+                };
+                let origin = (rows.start, 0, n);
+                kernel.compute(w, &view, rows, 0..w.panels(), epilogue, task_out, origin);
             });
     } else {
-        // Split by weight panels; each task fills its own columns.
+        // Split by weight panels; each task fills its own columns from
+        // every row, packed once up front.
+        pack(0..m, &mut a.data, &mut a.row_sums);
+        let a = a.rows();
         let panels = w.panels();
         let per_task = panels.div_ceil(threads);
         let parts: Vec<(usize, usize, Vec<O>)> = (0..panels.div_ceil(per_task))
@@ -127,7 +170,7 @@ fn run_parallel<K, O, E>(
                 let j0 = range.start * K::NR;
                 let width = (range.end * K::NR).min(n) - j0;
                 let mut local = vec![O::default(); m * width];
-                kernel.compute(w, a, 0..m, range, epilogue, &mut local, (0, j0, width));
+                kernel.compute(w, &a, 0..m, range, epilogue, &mut local, (0, j0, width));
                 (j0, width, local)
             })
             .collect();
@@ -151,7 +194,7 @@ fn run_parallel<K, O, E>(
 pub(crate) fn compute<K, O, E>(
     kernel: K,
     w: &PackedWeights,
-    a: &PackedRows<K>,
+    a: &Rows<'_, K::A>,
     rows: Range<usize>,
     panels: Range<usize>,
     epilogue: &E,
@@ -177,7 +220,7 @@ pub(crate) fn compute<K, O, E>(
             let mut i = block_start;
             while i < block_end {
                 let r = mr.min(block_end - i);
-                let a_rows = &a.data[i * a.stride..];
+                let a_rows = &a.data[(i - a.first) * a.stride..];
                 let dots = if kp <= K::MAX_DEPTH {
                     kernel.tile(r, a_rows, a.stride, b, kp, &mut dots32);
                     Dots::I32(&dots32)
@@ -195,6 +238,11 @@ pub(crate) fn compute<K, O, E>(
                     Dots::I64(&dots64)
                 };
                 let offset = (i - row0) * out_stride + (j0 - col0);
+                let row_sums = if a.row_sums.is_empty() {
+                    &[][..]
+                } else {
+                    &a.row_sums[i - a.first..i - a.first + r]
+                };
                 epilogue.write(
                     i,
                     j0,
@@ -202,7 +250,7 @@ pub(crate) fn compute<K, O, E>(
                     cols,
                     dots,
                     nr,
-                    &a.row_sums,
+                    row_sums,
                     &mut out[offset..],
                     out_stride,
                 );

@@ -18,7 +18,7 @@
 use std::ops::Range;
 
 use super::driver::{self, Epilogue};
-use super::pack::{PackedRows, PackedWeights};
+use super::pack::{PackedWeights, Rows};
 
 /// How activations are stored for a kernel, and the shift that moves an
 /// activation `x` of the layer into that domain (`x' = x + shift`).
@@ -68,7 +68,7 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
     fn compute<O, E>(
         self,
         w: &PackedWeights,
-        a: &PackedRows<Self>,
+        a: &Rows<'_, Self::A>,
         rows: Range<usize>,
         panels: Range<usize>,
         epilogue: &E,
@@ -103,7 +103,7 @@ macro_rules! stamp_compute {
         fn compute<O, E>(
             self,
             w: &$crate::gemm::pack::PackedWeights,
-            a: &$crate::gemm::pack::PackedRows<Self>,
+            a: &$crate::gemm::pack::Rows<'_, Self::A>,
             rows: std::ops::Range<usize>,
             panels: std::ops::Range<usize>,
             epilogue: &E,
@@ -117,7 +117,7 @@ macro_rules! stamp_compute {
             fn stamped<K: Kernel, O, E: $crate::gemm::driver::Epilogue<O>>(
                 k: K,
                 w: &$crate::gemm::pack::PackedWeights,
-                a: &$crate::gemm::pack::PackedRows<K>,
+                a: &$crate::gemm::pack::Rows<'_, K::A>,
                 rows: std::ops::Range<usize>,
                 panels: std::ops::Range<usize>,
                 epilogue: &E,

@@ -32,6 +32,8 @@ pub mod reference;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
+use std::ops::Range;
+
 use ndarray::{ArrayBase, Data, Ix2};
 
 use crate::elem::{ElemKind, QuantElem};
@@ -226,8 +228,14 @@ impl KernelChoice {
             O: Copy + Default + Send,
             E: Epilogue<O>,
         {
-            let a = pack::pack_rows::<K, T, S>(x, w.kp(), shift, bounds, with_row_sums)?;
-            driver::run(k, w, &a, x.nrows(), epilogue, out);
+            pack::check_range(x, bounds)?;
+            let (m, kp) = (x.nrows(), w.kp());
+            let mut a = pack::PackedRows::<K>::zeroed(m, kp, with_row_sums);
+            let x = x.view();
+            let pack = |rows: Range<usize>, data: &mut [K::A], row_sums: &mut [i64]| {
+                pack::pack_rows_into::<K, T>(&x, rows, kp, shift, data, row_sums)
+            };
+            driver::run(k, w, &mut a, &pack, m, epilogue, out);
             Ok(())
         }
         with_kernel!(self, k => go(k, w, x, shift, bounds, with_row_sums, epilogue, out))

@@ -18,8 +18,12 @@
 //! Activations `X` (m×p) are packed per call, row-major with `kp` elements
 //! per row, shifted into the kernel's domain (`x' = x + shift`) and
 //! converted to its element type; their row sums are taken on the way.
+//! With threads split by rows, each thread packs the rows it then
+//! computes, so they are already in its core's cache.
 
-use ndarray::{ArrayBase, Data, Ix2};
+use std::ops::Range;
+
+use ndarray::{s, ArrayBase, ArrayView2, Data, Ix2};
 
 use super::kernel::Kernel;
 use crate::elem::QuantElem;
@@ -129,6 +133,41 @@ pub(crate) struct PackedRows<K: Kernel> {
     pub(crate) row_sums: Vec<i64>,
 }
 
+impl<K: Kernel> PackedRows<K> {
+    /// Zeroed storage for `m` rows, filled later by [`pack_rows_into`].
+    ///
+    /// Rows come in whole tiles: kernels that load fixed-size tiles (AMX)
+    /// read the zero rows past `m`, and discard what they compute from them.
+    pub(crate) fn zeroed(m: usize, kp: usize, with_row_sums: bool) -> PackedRows<K> {
+        PackedRows {
+            data: vec![K::A::default(); m.next_multiple_of(K::MR) * kp],
+            stride: kp,
+            row_sums: vec![0; if with_row_sums { m } else { 0 }],
+        }
+    }
+
+    /// Every row, as the blocked loop reads them.
+    pub(crate) fn rows(&self) -> Rows<'_, K::A> {
+        Rows {
+            data: &self.data,
+            stride: self.stride,
+            row_sums: &self.row_sums,
+            first: 0,
+        }
+    }
+}
+
+/// Packed rows from row `first` on: `data` starts with row `first`, and so
+/// does `row_sums` (empty when not taken). A thread that packed its own
+/// rows computes from a view of just those.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rows<'a, A> {
+    pub(crate) data: &'a [A],
+    pub(crate) stride: usize,
+    pub(crate) row_sums: &'a [i64],
+    pub(crate) first: usize,
+}
+
 /// A value of `x` outside the range the layer declared for its input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OutOfRange {
@@ -136,57 +175,59 @@ pub(crate) struct OutOfRange {
     pub(crate) value: i32,
 }
 
-/// Packs `x` (m×p, any layout) for kernel `K`: each value `v` is checked to
-/// lie in `[lo, hi]` and stored as `K::pack_a(v + shift)`.
-pub(crate) fn pack_rows<K: Kernel, T: QuantElem, S: Data<Elem = T>>(
+/// The first value of `x` (row-major) outside `[lo, hi]`, if any. Checked
+/// before anything is packed or written, so a refused call leaves its
+/// output untouched.
+pub(crate) fn check_range<T: QuantElem, S: Data<Elem = T>>(
     x: &ArrayBase<S, Ix2>,
-    kp: usize,
-    shift: i32,
     (lo, hi): (i32, i32),
-    with_row_sums: bool,
-) -> Result<PackedRows<K>, OutOfRange> {
-    let (m, p) = x.dim();
-    // Whole tiles of rows: kernels that load fixed-size tiles (AMX) read
-    // the zero rows past m, and discard what they compute from them.
-    let mut data = vec![K::A::default(); m.next_multiple_of(K::MR) * kp];
-    let mut row_sums = Vec::with_capacity(if with_row_sums { m } else { 0 });
-    let check = lo > T::RANGE.qmin || hi < T::RANGE.qmax;
-    for (i, row) in x.rows().into_iter().enumerate() {
-        let dst = &mut data[i * kp..i * kp + p];
-        match row.as_slice() {
-            // Contiguous rows: plain loops the compiler vectorizes.
-            Some(src) => {
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = K::pack_a(v.to_i32() + shift);
-                }
-                if with_row_sums {
-                    row_sums.push(shifted_sum(src, shift));
-                }
-            }
+) -> Result<(), OutOfRange> {
+    if lo <= T::RANGE.qmin && hi >= T::RANGE.qmax {
+        return Ok(());
+    }
+    let outside = x
+        .iter()
+        .map(|v| v.to_i32())
+        .enumerate()
+        .find(|&(_, v)| !(lo..=hi).contains(&v));
+    match outside {
+        None => Ok(()),
+        Some((index, value)) => Err(OutOfRange { index, value }),
+    }
+}
+
+/// Packs rows `rows` of `x` for kernel `K`: row `i` goes to
+/// `data[(i − rows.start)·stride ..]` as `K::pack_a(v + shift)` for each
+/// value `v`, and its sum to `row_sums[i − rows.start]` unless `row_sums`
+/// is empty. Padding (`stride − p` values per row) is left as it is: zero.
+pub(crate) fn pack_rows_into<K: Kernel, T: QuantElem>(
+    x: &ArrayView2<'_, T>,
+    rows: Range<usize>,
+    stride: usize,
+    shift: i32,
+    data: &mut [K::A],
+    row_sums: &mut [i64],
+) {
+    let p = x.ncols();
+    let with_row_sums = !row_sums.is_empty();
+    let mut scratch = Vec::new();
+    for (r, row) in x.slice(s![rows, ..]).rows().into_iter().enumerate() {
+        // Contiguous rows are read in place, so the loops vectorize.
+        let src = match row.to_slice() {
+            Some(src) => src,
             None => {
-                let src: Vec<T> = row.iter().copied().collect();
-                for (d, &v) in dst.iter_mut().zip(&src) {
-                    *d = K::pack_a(v.to_i32() + shift);
-                }
-                if with_row_sums {
-                    row_sums.push(shifted_sum(&src, shift));
-                }
+                scratch.clear();
+                scratch.extend(row.iter().copied());
+                &scratch[..]
             }
+        };
+        for (d, &v) in data[r * stride..r * stride + p].iter_mut().zip(src) {
+            *d = K::pack_a(v.to_i32() + shift);
         }
-        if check {
-            if let Some(k) = row.iter().position(|v| !(lo..=hi).contains(&v.to_i32())) {
-                return Err(OutOfRange {
-                    index: i * p + k,
-                    value: row[k].to_i32(),
-                });
-            }
+        if with_row_sums {
+            row_sums[r] = shifted_sum(src, shift);
         }
     }
-    Ok(PackedRows {
-        data,
-        stride: kp,
-        row_sums,
-    })
 }
 
 /// `Σ (v + shift)` over a row, exactly: runs of 2^16 values are summed in
