@@ -147,24 +147,27 @@ fn values_outside_the_declared_range_are_refused() {
             range,
             ..Config::plain(range.qmin)
         };
-        let (m, p, n) = (5, 9, 17);
-        let xi = Array2::from_shape_simple_fn((m, p), || value(&mut rng, range.qmin, range.qmax));
-        let w = random_w(&mut rng, p, n);
-        for bad in [range.qmin - 1, range.qmax + 1] {
-            if bad < kind.range().qmin || bad > kind.range().qmax {
-                continue;
-            }
-            let mut xb = xi.clone();
-            xb[[m - 1, p - 2]] = bad;
-            let index = (m - 1) * p + p - 2;
-            for k in kernels() {
-                let ctx = format!("{} {kind:?} {range:?} value {bad}", k.name);
-                match kind {
-                    ElemKind::Int8 => {
-                        refused::<i8>(&mut rng, &config, &w, &xi, &xb, k, index, &ctx)
-                    }
-                    ElemKind::Uint8 => {
-                        refused::<u8>(&mut rng, &config, &w, &xi, &xb, k, index, &ctx)
+        // The second shape is large enough to be split across threads.
+        for (m, p, n) in [(5, 9, 17), (64, 128, 160)] {
+            let xi =
+                Array2::from_shape_simple_fn((m, p), || value(&mut rng, range.qmin, range.qmax));
+            let w = random_w(&mut rng, p, n);
+            for bad in [range.qmin - 1, range.qmax + 1] {
+                if bad < kind.range().qmin || bad > kind.range().qmax {
+                    continue;
+                }
+                let mut xb = xi.clone();
+                xb[[m - 1, p - 2]] = bad;
+                let index = (m - 1) * p + p - 2;
+                for k in kernels() {
+                    let ctx = format!("{} {m}x{p}x{n} {kind:?} {range:?} value {bad}", k.name);
+                    match kind {
+                        ElemKind::Int8 => {
+                            refused::<i8>(&mut rng, &config, &w, &xi, &xb, k, index, &ctx)
+                        }
+                        ElemKind::Uint8 => {
+                            refused::<u8>(&mut rng, &config, &w, &xi, &xb, k, index, &ctx)
+                        }
                     }
                 }
             }
