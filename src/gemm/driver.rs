@@ -12,9 +12,9 @@
 //!
 //! With threads, large batches are split by rows (each thread packs its
 //! rows, then streams all panels past them) and small batches by panels
-//! (each thread streams its share of the weights — the GEMV case). Every output is computed by
-//! the same operations in the same order whatever the split, so results are
-//! identical for every thread count.
+//! (each thread streams its share of the weights — the GEMV case). Every
+//! output is computed by the same operations in the same order whatever
+//! the split, so results are identical for every thread count.
 
 use std::ops::Range;
 
