@@ -7,31 +7,16 @@
 //! `cargo bench --bench gemm`; `cargo bench --bench gemm -- 1x4096` for one
 //! shape.
 
+mod common;
+
+use common::{for_kernel, layer, SHAPES};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
-use qlinear::{available_kernels, Bias, QuantParams, QuantRange, QuantizedLinear};
+use qlinear::available_kernels;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::hint::black_box;
 use std::time::Duration;
-
-const SHAPES: [(usize, usize, usize); 6] = [
-    (1, 4096, 4096),
-    (4, 4096, 4096),
-    (16, 1024, 1024),
-    (128, 1024, 1024),
-    (512, 512, 512),
-    (256, 2048, 2048),
-];
-
-fn layer(w: &Array2<i8>) -> QuantizedLinear {
-    let p = w.nrows();
-    let px = QuantParams::new(0.02, 3).unwrap();
-    let pw = QuantParams::new(0.01, 0).unwrap();
-    // Sized so that outputs spread over the int8 range.
-    let py = QuantParams::new(0.02 * 0.01 * 64.0 * (p as f64).sqrt(), -5).unwrap();
-    QuantizedLinear::from_quantized(w.clone(), pw, Bias::None, px, py).unwrap()
-}
 
 fn gemm(c: &mut Criterion) {
     let one_thread = rayon::ThreadPoolBuilder::new()
@@ -53,16 +38,7 @@ fn gemm(c: &mut Criterion) {
         let x7 = x.mapv(|v| v >> 1);
         let base = layer(&w);
         for kernel in available_kernels() {
-            let reduced = kernel.contains("u7");
-            let l = if reduced {
-                base.clone()
-                    .with_input_range(QuantRange::INT8_REDUCED)
-                    .unwrap()
-            } else {
-                base.clone()
-            };
-            let l = l.with_kernel(kernel).unwrap();
-            let input = if reduced { &x7 } else { &x };
+            let (l, input) = for_kernel(&base, kernel, &x, &x7);
             group.bench_with_input(BenchmarkId::new("1 thread", kernel), input, |b, x| {
                 one_thread.install(|| b.iter(|| black_box(l.forward(x).unwrap())))
             });

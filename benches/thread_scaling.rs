@@ -11,22 +11,16 @@
 //! `cargo bench --bench thread_scaling` (or `-- 4096` for the shapes whose
 //! name contains `4096`).
 
+mod common;
+
+use common::{for_kernel, layer, SHAPES};
 use ndarray::Array2;
-use qlinear::{available_kernels, Bias, QuantParams, QuantRange, QuantizedLinear};
+use qlinear::available_kernels;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::hint::black_box;
 use std::time::Instant;
-
-const SHAPES: [(usize, usize, usize); 6] = [
-    (1, 4096, 4096),
-    (4, 4096, 4096),
-    (16, 1024, 1024),
-    (128, 1024, 1024),
-    (512, 512, 512),
-    (256, 2048, 2048),
-];
 
 /// Pairs timed per kernel and shape.
 const PAIRS: usize = 31;
@@ -60,24 +54,11 @@ fn main() {
         let w = Array2::from_shape_simple_fn((p, n), || rng.random::<i8>());
         let x = Array2::from_shape_simple_fn((m, p), || rng.random::<i8>());
         let x7 = x.mapv(|v| v >> 1);
-        let px = QuantParams::new(0.02, 3).unwrap();
-        let pw = QuantParams::new(0.01, 0).unwrap();
-        // As in benches/gemm.rs: outputs spread over the int8 range.
-        let py = QuantParams::new(0.02 * 0.01 * 64.0 * (p as f64).sqrt(), -5).unwrap();
-        let base = QuantizedLinear::from_quantized(w, pw, Bias::None, px, py).unwrap();
+        let base = layer(&w);
         let ops = 2.0 * (m * p * n) as f64;
         let calls = (OPS_PER_BATCH / ops).ceil() as usize;
         for kernel in available_kernels() {
-            let reduced = kernel.contains("u7");
-            let layer = if reduced {
-                base.clone()
-                    .with_input_range(QuantRange::INT8_REDUCED)
-                    .unwrap()
-            } else {
-                base.clone()
-            };
-            let layer = layer.with_kernel(kernel).unwrap();
-            let input = if reduced { &x7 } else { &x };
+            let (layer, input) = for_kernel(&base, kernel, &x, &x7);
             let batch = |pool: &ThreadPool| {
                 pool.install(|| {
                     let start = Instant::now();

@@ -62,44 +62,28 @@ static int32_t a_rows[6][16] __attribute__((aligned(64)));
   U7_ROW("0", "0", "1") U7_ROW("64", "2", "3") U7_ROW("128", "4", "5")          \
   U7_ROW("192", "6", "7")
 
-/* Each loop runs `it` iterations of 4 rows × 16 columns × `depth` k. */
-static void i16_kernel(long it) {
-  __asm__ volatile(ZERO8 "1:\n"
-                   "vpmovsxbw (%[w]),%%ymm8\n vpmovsxbw 16(%[w]),%%ymm9\n" I16_ROWS
-                   "sub $1,%[it]\n jnz 1b\n"
-                   : [it] "+r"(it)
-                   : [w] "r"(w_i8), [a] "r"(a_rows)
-                   : CLOBBER);
-}
+/* A loop function: `init` once, then `body` `it` times. */
+#define LOOP(name, init, body, weights)                                        \
+  static void name(long it) {                                                  \
+    __asm__ volatile(ZERO8 init "1:\n" body "sub $1,%[it]\n jnz 1b\n"         \
+                     : [it] "+r"(it)                                           \
+                     : [w] "r"(weights), [a] "r"(a_rows)                       \
+                     : CLOBBER);                                               \
+  }
 
-static void i16_kernel_6rows(long it) {
-  __asm__ volatile(ZERO8 "vpxor %%ymm12,%%ymm12,%%ymm12\n vpxor %%ymm13,%%ymm13,%%ymm13\n"
-                   "vpxor %%ymm14,%%ymm14,%%ymm14\n vpxor %%ymm15,%%ymm15,%%ymm15\n" "1:\n"
-                   "vpmovsxbw (%[w]),%%ymm8\n vpmovsxbw 16(%[w]),%%ymm9\n" I16_ROWS
-                   I16_ROW("256", "12", "13") I16_ROW("320", "14", "15")
-                   "sub $1,%[it]\n jnz 1b\n"
-                   : [it] "+r"(it)
-                   : [w] "r"(w_i8), [a] "r"(a_rows)
-                   : CLOBBER);
-}
+/* Two weight vectors of 16 columns: widened from int8, or loaded as is. */
+#define WIDEN_W "vpmovsxbw (%[w]),%%ymm8\n vpmovsxbw 16(%[w]),%%ymm9\n"
+#define LOAD_W "vmovdqu (%[w]),%%ymm8\n vmovdqu 32(%[w]),%%ymm9\n"
+#define ZERO_ROWS_5_6                                                          \
+  "vpxor %%ymm12,%%ymm12,%%ymm12\n vpxor %%ymm13,%%ymm13,%%ymm13\n"            \
+  "vpxor %%ymm14,%%ymm14,%%ymm14\n vpxor %%ymm15,%%ymm15,%%ymm15\n"
 
-static void i16_prewidened(long it) {
-  __asm__ volatile(ZERO8 "1:\n"
-                   "vmovdqu (%[w]),%%ymm8\n vmovdqu 32(%[w]),%%ymm9\n" I16_ROWS
-                   "sub $1,%[it]\n jnz 1b\n"
-                   : [it] "+r"(it)
-                   : [w] "r"(w_i16), [a] "r"(a_rows)
-                   : CLOBBER);
-}
-
-static void u7_kernel(long it) {
-  __asm__ volatile(ZERO8 "1:\n"
-                   "vmovdqu (%[w]),%%ymm8\n vmovdqu 32(%[w]),%%ymm9\n" U7_ROWS
-                   "sub $1,%[it]\n jnz 1b\n"
-                   : [it] "+r"(it)
-                   : [w] "r"(w_i8), [a] "r"(a_rows)
-                   : CLOBBER);
-}
+/* Each iteration: 4 or 6 rows × 16 columns × `depth` k (see `loops`). */
+LOOP(i16_kernel, "", WIDEN_W I16_ROWS, w_i8)
+LOOP(i16_kernel_6rows, ZERO_ROWS_5_6,
+     WIDEN_W I16_ROWS I16_ROW("256", "12", "13") I16_ROW("320", "14", "15"), w_i8)
+LOOP(i16_prewidened, "", LOAD_W I16_ROWS, w_i16)
+LOOP(u7_kernel, "", LOAD_W U7_ROWS, w_i8)
 
 struct loop {
   const char *name;

@@ -1,0 +1,41 @@
+//! What the benches share: the issue's shapes, the benchmark layer, and
+//! each kernel's version of it with the input it accepts.
+
+use ndarray::Array2;
+use qlinear::{Bias, QuantParams, QuantRange, QuantizedLinear};
+
+/// m×p×n, from the GEMM issue.
+pub const SHAPES: [(usize, usize, usize); 6] = [
+    (1, 4096, 4096),
+    (4, 4096, 4096),
+    (16, 1024, 1024),
+    (128, 1024, 1024),
+    (512, 512, 512),
+    (256, 2048, 2048),
+];
+
+/// A layer over `w` (p×n) whose outputs spread over the int8 range for
+/// random full-range inputs, so the output stage does real work.
+pub fn layer(w: &Array2<i8>) -> QuantizedLinear {
+    let p = w.nrows();
+    let px = QuantParams::new(0.02, 3).unwrap();
+    let pw = QuantParams::new(0.01, 0).unwrap();
+    let py = QuantParams::new(0.02 * 0.01 * 64.0 * (p as f64).sqrt(), -5).unwrap();
+    QuantizedLinear::from_quantized(w.clone(), pw, Bias::None, px, py).unwrap()
+}
+
+/// `base` pinned to `kernel`, and the input to give it: the 7-bit kernel
+/// only takes layers declared 7-bit, so it gets `x7`, the others `x`.
+pub fn for_kernel<'a>(
+    base: &QuantizedLinear,
+    kernel: &str,
+    x: &'a Array2<i8>,
+    x7: &'a Array2<i8>,
+) -> (QuantizedLinear, &'a Array2<i8>) {
+    if kernel.contains("u7") {
+        let layer = base.clone().with_input_range(QuantRange::INT8_REDUCED);
+        (layer.unwrap().with_kernel(kernel).unwrap(), x7)
+    } else {
+        (base.clone().with_kernel(kernel).unwrap(), x)
+    }
+}
