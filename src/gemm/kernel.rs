@@ -133,24 +133,36 @@ macro_rules! stamp_compute {
 }
 pub(crate) use stamp_compute;
 
-/// Implements [`Kernel::tile`] for a SIMD kernel whose body is the
-/// `#[target_feature]` wrapper `$wrapper::<R>`, stamped for each row count
-/// `R` in `[$r…]` and `$max` (each fully unrolled): the bounds check, then
-/// the one unsafe call.
+/// Implements [`Kernel::tile`] for a SIMD kernel from its body
+/// `$body::<R>(a: *const $a, a_stride, b, kp, dots)`, written once: the
+/// bounds check, then one unsafe call of the body compiled with
+/// `$features` and fully unrolled for each row count `R` in `[$r…]` and
+/// `$max`.
 macro_rules! simd_tile {
-    ($wrapper:ident, [$($r:literal)*], $max:literal) => {
+    ($features:literal, $body:ident: $a:ty, [$($r:literal)*], $max:literal) => {
         #[inline]
         fn tile(&self, rows: usize, a: &[Self::A], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+            #[target_feature(enable = $features)]
+            unsafe fn stamped<const R: usize>(
+                a: *const $a,
+                a_stride: usize,
+                b: *const i8,
+                kp: usize,
+                dots: *mut i32,
+            ) {
+                // SAFETY: forwarded from `tile`; `$features` are enabled.
+                unsafe { $body::<R>(a, a_stride, b, kp, dots) }
+            }
             $crate::gemm::kernel::check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
             let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
-            // SAFETY: the token (`self`) exists only on CPUs with the
-            // wrapper's features. The bounds check above covers every access
-            // of the body: row r reads a[r·a_stride .. r·a_stride + kp], the
+            // SAFETY: the token (`self`) exists only on CPUs with
+            // `$features`. The bounds check above covers every access of
+            // the body: row r reads a[r·a_stride .. r·a_stride + kp], the
             // weights b[.. kp·NR], and the tile writes dots[.. rows·NR].
             unsafe {
                 match rows {
-                    $($r => $wrapper::<$r>(a, a_stride, b, kp, dots),)*
-                    _ => $wrapper::<$max>(a, a_stride, b, kp, dots),
+                    $($r => stamped::<$r>(a, a_stride, b, kp, dots),)*
+                    _ => stamped::<$max>(a, a_stride, b, kp, dots),
                 }
             }
         }

@@ -48,22 +48,10 @@ unsafe impl Kernel for Avx2U7 {
         v as u8
     }
 
-    simd_tile!(tile_avx2, [1 2 3], 4);
+    simd_tile!("avx2", body: u8, [1 2 3], 4);
 }
 
-#[target_feature(enable = "avx2")]
-unsafe fn tile_avx2<const R: usize>(
-    a: *const u8,
-    a_stride: usize,
-    b: *const i8,
-    kp: usize,
-    dots: *mut i32,
-) {
-    // SAFETY: forwarded from `tile`; AVX2 is enabled for this body.
-    unsafe { body::<R>(a, a_stride, b, kp, dots) }
-}
-
-/// The tile, written once; stamped by the `#[target_feature]` wrapper.
+/// The tile, written once; `simd_tile!` stamps it with the instruction set.
 #[inline(always)]
 unsafe fn body<const R: usize>(
     a: *const u8,

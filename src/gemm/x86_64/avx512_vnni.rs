@@ -55,22 +55,10 @@ unsafe impl Kernel for Avx512Vnni {
         v as u8
     }
 
-    simd_tile!(tile_avx512, [1 2 3 4 5 6 7], 8);
+    simd_tile!("avx512f,avx512bw,avx512vnni", body: u8, [1 2 3 4 5 6 7], 8);
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn tile_avx512<const R: usize>(
-    a: *const u8,
-    a_stride: usize,
-    b: *const i8,
-    kp: usize,
-    dots: *mut i32,
-) {
-    // SAFETY: forwarded from `tile`; the features are enabled for this body.
-    unsafe { body::<R>(a, a_stride, b, kp, dots) }
-}
-
-/// The tile, written once; stamped by the `#[target_feature]` wrapper.
+/// The tile, written once; `simd_tile!` stamps it with the instruction set.
 #[inline(always)]
 unsafe fn body<const R: usize>(
     a: *const u8,

@@ -48,22 +48,10 @@ unsafe impl Kernel for AvxVnni {
         v as u8
     }
 
-    simd_tile!(tile_avx_vnni, [1 2 3 4 5], 6);
+    simd_tile!("avx2,avxvnni", body: u8, [1 2 3 4 5], 6);
 }
 
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn tile_avx_vnni<const R: usize>(
-    a: *const u8,
-    a_stride: usize,
-    b: *const i8,
-    kp: usize,
-    dots: *mut i32,
-) {
-    // SAFETY: forwarded from `tile`; the features are enabled for this body.
-    unsafe { body::<R>(a, a_stride, b, kp, dots) }
-}
-
-/// The tile, written once; stamped by the `#[target_feature]` wrapper.
+/// The tile, written once; `simd_tile!` stamps it with the instruction set.
 #[inline(always)]
 unsafe fn body<const R: usize>(
     a: *const u8,
