@@ -122,27 +122,27 @@ fn run_parallel<K, O, E, P>(
         // own rows first, so the core that reads them also wrote them.
         let rows_per_task = row_groups.div_ceil(threads) * K::MR;
         let stride = a.stride;
-        let mut tasks = Vec::with_capacity(threads);
-        let (mut out, mut data, mut sums) = (out, &mut a.data[..], &mut a.row_sums[..]);
-        let mut start = 0;
-        while start < m {
-            let end = (start + rows_per_task).min(m);
-            let (task_out, rest) = std::mem::take(&mut out).split_at_mut((end - start) * n);
-            out = rest;
-            // The last task also takes the zero rows padding the last tile.
-            let data_len = if end == m {
-                data.len()
-            } else {
-                (end - start) * stride
-            };
-            let (task_data, rest) = std::mem::take(&mut data).split_at_mut(data_len);
-            data = rest;
-            let sums_len = if sums.is_empty() { 0 } else { end - start };
-            let (task_sums, rest) = std::mem::take(&mut sums).split_at_mut(sums_len);
-            sums = rest;
-            tasks.push((start..end, task_out, task_data, task_sums));
-            start = end;
-        }
+        // Rows, output, packed rows (the last task's with the zero rows
+        // padding its last tile) and row sums (empty when not taken) per
+        // task. `stride = kp ≥ 1`: the product has at least
+        // PARALLEL_MIN_MACS multiply-adds.
+        let empty_sums = std::iter::repeat_with(<&mut [i64]>::default);
+        let tasks: Vec<_> = out
+            .chunks_mut(rows_per_task * n)
+            .zip(a.data.chunks_mut(rows_per_task * stride))
+            .zip(a.row_sums.chunks_mut(rows_per_task).chain(empty_sums))
+            .enumerate()
+            .map(|(t, ((task_out, task_data), task_sums))| {
+                let start = t * rows_per_task;
+                (
+                    start..(start + rows_per_task).min(m),
+                    task_out,
+                    task_data,
+                    task_sums,
+                )
+            })
+            .collect();
+        debug_assert_eq!(tasks.len(), m.div_ceil(rows_per_task));
         tasks
             .into_par_iter()
             .for_each(|(rows, task_out, task_data, task_sums)| {
