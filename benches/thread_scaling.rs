@@ -8,8 +8,9 @@
 //! pool, then one on a two-thread pool — is timed back to back, and the
 //! median of the pairs' ratios is reported with the median GOPS of each.
 //!
-//! `cargo bench --bench thread_scaling` (or `-- 4096` for the shapes whose
-//! name contains `4096`).
+//! `cargo bench --bench thread_scaling`; arguments after `--` keep only
+//! the rows whose shape or kernel name contains each of them, e.g.
+//! `-- 512x u7`.
 
 mod common;
 
@@ -34,8 +35,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument filters shapes.
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    // `cargo bench` passes `--bench`; any other argument filters rows.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let keep = |row: &str| filters.iter().all(|f| row.contains(f.as_str()));
     let pool = |threads| {
         ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -48,7 +53,11 @@ fn main() {
     println!("|---|---|---|---|---|");
     for (m, p, n) in SHAPES {
         let shape = format!("{m}x{p}x{n}");
-        if filter.as_ref().is_some_and(|f| !shape.contains(f.as_str())) {
+        let kernels: Vec<_> = available_kernels()
+            .into_iter()
+            .filter(|kernel| keep(&format!("{shape} {kernel}")))
+            .collect();
+        if kernels.is_empty() {
             continue;
         }
         let w = Array2::from_shape_simple_fn((p, n), || rng.random::<i8>());
@@ -57,7 +66,7 @@ fn main() {
         let base = layer(&w);
         let ops = 2.0 * (m * p * n) as f64;
         let calls = (OPS_PER_BATCH / ops).ceil() as usize;
-        for kernel in available_kernels() {
+        for kernel in kernels {
             let (layer, input) = for_kernel(&base, kernel, &x, &x7);
             let batch = |pool: &ThreadPool| {
                 pool.install(|| {

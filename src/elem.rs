@@ -11,7 +11,7 @@ mod sealed {
 /// An 8-bit storage type for quantized values. Implemented for `i8` and
 /// `u8` only.
 pub trait QuantElem:
-    Copy + Default + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed
+    Copy + Default + Ord + Send + Sync + std::fmt::Debug + 'static + sealed::Sealed
 {
     /// Every value the type holds.
     const RANGE: QuantRange;

@@ -204,6 +204,14 @@ fn refused<T: QuantElem + PartialEq>(
         is_refusal(layer.forward_reference(&xb).unwrap_err()),
         "{ctx}: oracle"
     );
+    // Column-major input takes the strided path of the check; the index
+    // reported is still the row-major one.
+    let mut xb_columns = Array2::from_elem(xb.dim().f(), T::default());
+    xb_columns.assign(&xb);
+    assert!(
+        is_refusal(layer.forward(&xb_columns).unwrap_err()),
+        "{ctx}: forward, column-major"
+    );
     let canary = canaries::<T>()[0];
     let mut out = Array2::from_elem((x.nrows(), problem.n()), canary);
     assert!(

@@ -178,6 +178,10 @@ pub(crate) struct OutOfRange {
 /// The first value of `x` (row-major) outside `[lo, hi]`, if any. Checked
 /// before anything is packed or written, so a refused call leaves its
 /// output untouched.
+///
+/// It runs on the calling thread before the work is split, so it is kept
+/// cheap: each contiguous row is tested with a branch-free min/max (which
+/// vectorizes), and only a failing row is searched for its first culprit.
 pub(crate) fn check_range<T: QuantElem, S: Data<Elem = T>>(
     x: &ArrayBase<S, Ix2>,
     (lo, hi): (i32, i32),
@@ -185,15 +189,33 @@ pub(crate) fn check_range<T: QuantElem, S: Data<Elem = T>>(
     if lo <= T::RANGE.qmin && hi >= T::RANGE.qmax {
         return Ok(());
     }
-    let outside = x
-        .iter()
-        .map(|v| v.to_i32())
-        .enumerate()
-        .find(|&(_, v)| !(lo..=hi).contains(&v));
-    match outside {
-        None => Ok(()),
-        Some((index, value)) => Err(OutOfRange { index, value }),
+    // Min and max are taken in `T` (16 or 32 values per instruction).
+    let (t_min, t_max) = (
+        T::from_i32_clamped(T::RANGE.qmin),
+        T::from_i32_clamped(T::RANGE.qmax),
+    );
+    let p = x.ncols();
+    for (i, row) in x.rows().into_iter().enumerate() {
+        let within = match row.as_slice() {
+            Some(src) => {
+                let min = src.iter().fold(t_max, |min, &v| min.min(v));
+                let max = src.iter().fold(t_min, |max, &v| max.max(v));
+                lo <= min.to_i32() && max.to_i32() <= hi
+            }
+            None => row.iter().all(|v| (lo..=hi).contains(&v.to_i32())),
+        };
+        if within {
+            continue;
+        }
+        let mut values = row.iter().map(|v| v.to_i32()).enumerate();
+        if let Some((k, value)) = values.find(|&(_, v)| !(lo..=hi).contains(&v)) {
+            return Err(OutOfRange {
+                index: i * p + k,
+                value,
+            });
+        }
     }
+    Ok(())
 }
 
 /// Packs rows `rows` of `x` for kernel `K`: row `i` goes to
