@@ -60,17 +60,19 @@ pub(crate) trait Epilogue<O>: Sync {
     );
 }
 
-/// Packs the activations into `a` with `pack` and computes every output of
-/// the m×n product into `out` (row-major, m·n).
+/// Packs the m rows of activations with `pack` and computes every output
+/// of the m×n product into `out` (row-major, m·n).
 ///
 /// `pack(rows, data, row_sums)` must fill `data` and `row_sums` (each
 /// starting at row `rows.start`) for those rows; see `pack_rows_into`.
+/// The packed rows are allocated where they are filled: with the row
+/// split, by each task for its own rows, so that zeroing them is shared
+/// out too and their pages are first touched by the core that reads them.
 pub(crate) fn run<K, O, E, P>(
     kernel: K,
     w: &PackedWeights,
-    a: &mut PackedRows<K>,
     pack: &P,
-    m: usize,
+    (m, with_row_sums): (usize, bool),
     epilogue: &E,
     out: &mut [O],
 ) where
@@ -89,22 +91,20 @@ pub(crate) fn run<K, O, E, P>(
     {
         let threads = rayon::current_num_threads();
         if threads > 1 && m * n * w.kp() >= PARALLEL_MIN_MACS {
-            return run_parallel(kernel, w, a, pack, m, epilogue, out, threads);
+            return run_parallel(kernel, w, pack, (m, with_row_sums), epilogue, out, threads);
         }
     }
-    pack(0..m, &mut a.data, &mut a.row_sums);
+    let a = PackedRows::<K>::packed(0..m, w.kp(), with_row_sums, pack);
     let panels = 0..w.panels();
     kernel.compute(w, &a.rows(), 0..m, panels, epilogue, out, (0, 0, n));
 }
 
 #[cfg(feature = "parallel")]
-#[allow(clippy::too_many_arguments)]
 fn run_parallel<K, O, E, P>(
     kernel: K,
     w: &PackedWeights,
-    a: &mut PackedRows<K>,
     pack: &P,
-    m: usize,
+    (m, with_row_sums): (usize, bool),
     epilogue: &E,
     out: &mut [O],
     threads: usize,
@@ -115,51 +115,33 @@ fn run_parallel<K, O, E, P>(
     P: Fn(Range<usize>, &mut [K::A], &mut [i64]) + Sync,
 {
     use rayon::prelude::*;
-    let n = w.n();
+    let (n, kp) = (w.n(), w.kp());
     let row_groups = m.div_ceil(K::MR);
     if row_groups >= 2 * threads {
         // Split by rows: whole row groups per task. Each task packs its
         // own rows first, so the core that reads them also wrote them.
         let rows_per_task = row_groups.div_ceil(threads) * K::MR;
-        let stride = a.stride;
-        // Rows, output, packed rows (the last task's with the zero rows
-        // padding its last tile) and row sums (empty when not taken) per
-        // task. `stride = kp ≥ 1`: the product has at least
-        // PARALLEL_MIN_MACS multiply-adds.
-        let empty_sums = std::iter::repeat_with(<&mut [i64]>::default);
-        let tasks: Vec<_> = out
-            .chunks_mut(rows_per_task * n)
-            .zip(a.data.chunks_mut(rows_per_task * stride))
-            .zip(a.row_sums.chunks_mut(rows_per_task).chain(empty_sums))
+        out.par_chunks_mut(rows_per_task * n)
             .enumerate()
-            .map(|(t, ((task_out, task_data), task_sums))| {
+            .for_each(|(t, task_out)| {
                 let start = t * rows_per_task;
-                (
-                    start..(start + rows_per_task).min(m),
-                    task_out,
-                    task_data,
-                    task_sums,
-                )
-            })
-            .collect();
-        debug_assert_eq!(tasks.len(), m.div_ceil(rows_per_task));
-        tasks
-            .into_par_iter()
-            .for_each(|(rows, task_out, task_data, task_sums)| {
-                pack(rows.clone(), task_data, task_sums);
-                let view = Rows {
-                    data: task_data,
-                    stride,
-                    row_sums: task_sums,
-                    first: rows.start,
-                };
+                let rows = start..(start + rows_per_task).min(m);
+                let a = PackedRows::<K>::packed(rows.clone(), kp, with_row_sums, pack);
                 let origin = (rows.start, 0, n);
-                kernel.compute(w, &view, rows, 0..w.panels(), epilogue, task_out, origin);
+                kernel.compute(
+                    w,
+                    &a.rows(),
+                    rows,
+                    0..w.panels(),
+                    epilogue,
+                    task_out,
+                    origin,
+                );
             });
     } else {
         // Split by weight panels; each task fills its own columns from
         // every row, packed once up front.
-        pack(0..m, &mut a.data, &mut a.row_sums);
+        let a = PackedRows::<K>::packed(0..m, kp, with_row_sums, pack);
         let a = a.rows();
         let panels = w.panels();
         let per_task = panels.div_ceil(threads);

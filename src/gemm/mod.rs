@@ -230,12 +230,11 @@ impl KernelChoice {
         {
             pack::check_range(x, bounds)?;
             let (m, kp) = (x.nrows(), w.kp());
-            let mut a = pack::PackedRows::<K>::zeroed(m, kp, with_row_sums);
             let x = x.view();
             let pack = |rows: Range<usize>, data: &mut [K::A], row_sums: &mut [i64]| {
                 pack::pack_rows_into::<K, T>(&x, rows, kp, shift, data, row_sums)
             };
-            driver::run(k, w, &mut a, &pack, m, epilogue, out);
+            driver::run(k, w, &pack, (m, with_row_sums), epilogue, out);
             Ok(())
         }
         with_kernel!(self, k => go(k, w, x, shift, bounds, with_row_sums, epilogue, out))

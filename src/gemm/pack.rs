@@ -124,42 +124,52 @@ impl PackedWeights {
     }
 }
 
-/// Activations packed for kernel `K`: `m` rows of `kp` elements.
+/// Activations packed for kernel `K`: rows `first..first + m` of `kp`
+/// elements each.
 #[derive(Debug)]
 pub(crate) struct PackedRows<K: Kernel> {
-    pub(crate) data: Vec<K::A>,
-    pub(crate) stride: usize,
+    data: Vec<K::A>,
+    stride: usize,
     /// `Σ_k x'[i, k]` per row, in the kernel's domain (empty when not asked).
-    pub(crate) row_sums: Vec<i64>,
+    row_sums: Vec<i64>,
+    first: usize,
 }
 
 impl<K: Kernel> PackedRows<K> {
-    /// Zeroed storage for `m` rows, filled later by [`pack_rows_into`].
+    /// Rows `rows`, filled by `pack(rows, data, row_sums)` (see
+    /// [`pack_rows_into`]) over zeroed storage.
     ///
     /// Rows come in whole tiles: kernels that load fixed-size tiles (AMX)
-    /// read the zero rows past `m`, and discard what they compute from them.
-    pub(crate) fn zeroed(m: usize, kp: usize, with_row_sums: bool) -> PackedRows<K> {
-        PackedRows {
+    /// read the zero rows past the last, and discard what they compute from
+    /// them.
+    pub(crate) fn packed<P>(rows: Range<usize>, kp: usize, with_row_sums: bool, pack: &P) -> Self
+    where
+        P: Fn(Range<usize>, &mut [K::A], &mut [i64]),
+    {
+        let m = rows.len();
+        let mut a = PackedRows {
             data: vec![K::A::default(); m.next_multiple_of(K::MR) * kp],
             stride: kp,
             row_sums: vec![0; if with_row_sums { m } else { 0 }],
-        }
+            first: rows.start,
+        };
+        pack(rows, &mut a.data, &mut a.row_sums);
+        a
     }
 
-    /// Every row, as the blocked loop reads them.
+    /// The rows, as the blocked loop reads them.
     pub(crate) fn rows(&self) -> Rows<'_, K::A> {
         Rows {
             data: &self.data,
             stride: self.stride,
             row_sums: &self.row_sums,
-            first: 0,
+            first: self.first,
         }
     }
 }
 
-/// Packed rows from row `first` on: `data` starts with row `first`, and so
-/// does `row_sums` (empty when not taken). A thread that packed its own
-/// rows computes from a view of just those.
+/// A view of packed rows from row `first` on: `data` starts with row
+/// `first`, and so does `row_sums` (empty when not taken).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rows<'a, A> {
     pub(crate) data: &'a [A],
