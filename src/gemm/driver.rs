@@ -1,7 +1,7 @@
 //! The blocked loop around a microkernel, and its split across threads.
 //!
 //! Rows of the packed activations are taken in blocks of at most
-//! [`A_BLOCK_BYTES`] so that a block stays in L2 while every weight panel
+//! [`a_block_bytes`] so that a block stays in L2 while every weight panel
 //! streams past it once; inside a block, each panel meets each group of
 //! `MR` rows. A tile's dot products go straight to the [`Epilogue`], which
 //! writes final outputs: no m×n intermediate is stored.
@@ -18,11 +18,18 @@
 
 use std::ops::Range;
 
+use super::cache;
 use super::kernel::Kernel;
 use super::pack::{PackedRows, PackedWeights, Rows};
 
-/// Target size of a block of packed activations.
-const A_BLOCK_BYTES: usize = 192 * 1024;
+/// Size of a block of packed activations: 3/8 of the core's L2, so that
+/// the block, the weight panel streaming past it and the outputs share the
+/// L2: 192 KiB on a Zen 3's 512 KiB L2, the size first tuned there, and
+/// 768 KiB on a 2 MiB Sapphire Rapids L2, where it measured 2–4 % faster
+/// than 192 KiB at 256×2048×2048 and level (±2 %) on the other shapes.
+fn a_block_bytes() -> usize {
+    (cache::l2_bytes() / 8 * 3).clamp(128 * 1024, 1024 * 1024)
+}
 
 /// Largest tile any kernel produces (`MR·NR`).
 pub(crate) const MAX_TILE: usize = 1024;
@@ -187,7 +194,7 @@ pub(crate) fn compute<K, O, E>(
     E: Epilogue<O>,
 {
     let (kp, n, nr, mr) = (w.kp(), w.n(), K::NR, K::MR);
-    let block_rows = (A_BLOCK_BYTES / (kp.max(1) * std::mem::size_of::<K::A>()))
+    let block_rows = (a_block_bytes() / (kp.max(1) * std::mem::size_of::<K::A>()))
         .max(mr)
         .next_multiple_of(mr);
     let mut dots32 = [0i32; MAX_TILE];

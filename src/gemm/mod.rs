@@ -24,6 +24,7 @@
 //! [`QuantizedLinear::with_kernel`](crate::QuantizedLinear::with_kernel)
 //! does the same for one layer, with an error instead of a fallback.
 
+mod cache;
 pub(crate) mod driver;
 pub(crate) mod kernel;
 pub(crate) mod pack;
