@@ -58,7 +58,7 @@ use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
 use crate::quantize::{check_no_nan, check_range_fits, dequantize, quantize_as};
 use crate::requant::{
-    with_stage, ColumnRequant, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
+    with_stage, ColumnRequant, DotsTile, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
 };
 use crate::weights::{negated_zero_points, WeightParams};
 
@@ -768,7 +768,7 @@ impl Spec {
 
         let shift = kernel.shift(activation_type, input_range);
         let z_shifted = i64::from(zx) + i64::from(shift);
-        let column_terms = (0..n)
+        let column_terms: Vec<i64> = (0..n)
             .map(|j| {
                 -z_shifted * packed.col_sums()[j]
                     + p as i64 * z_shifted * i64::from(w_zero_points[j])
@@ -805,6 +805,14 @@ impl Spec {
             clamp,
             acc_bound,
         })?;
+        // The f64 stage may add c[j] itself, skipping the i64 accumulator,
+        // when (11) has no row term (see `Requantize::write`).
+        let stage = match stage {
+            OutputStage::Float64(s) if neg_w_zero_points.is_empty() => {
+                OutputStage::Float64(s.with_column_terms(&column_terms))
+            }
+            other => other,
+        };
         Ok(Prepared {
             kernel,
             shift,
@@ -833,6 +841,12 @@ pub(crate) struct Terms<'a> {
 }
 
 impl Terms<'_> {
+    /// Whether (11) is `dot + c[j]`: no term depends on the row.
+    #[inline(always)]
+    fn columns_only(&self) -> bool {
+        self.neg_w_zero_points.is_empty() && self.row_zero_points.is_empty()
+    }
+
     /// Equation (11) for row `i` of a tile: `accs[c]` for column `j0 + c`.
     #[inline(always)]
     fn row<D: Copy + Into<i64>>(
@@ -916,6 +930,19 @@ impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
         out: &mut [T],
         out_stride: usize,
     ) {
+        if let (Dots::I32(dots), true) = (dots, self.terms.columns_only()) {
+            let tile = DotsTile {
+                j0,
+                rows,
+                cols,
+                dots,
+                dots_stride,
+                out_stride,
+            };
+            if self.stage.write_from_dots(tile, out) {
+                return;
+            }
+        }
         let tile = (i0, j0, rows, cols);
         self.terms.for_tile(
             tile,

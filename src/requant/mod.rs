@@ -51,7 +51,7 @@ mod stages;
 
 pub use fixed_point::{multiply_by_quantized_multiplier, quantize_multiplier, QuantizedMultiplier};
 pub(crate) use stages::{
-    ColumnRequant, FixedPointStage, Float32Stage, Float64Stage, TfliteReferenceStage,
+    ColumnRequant, DotsTile, FixedPointStage, Float32Stage, Float64Stage, TfliteReferenceStage,
 };
 
 use crate::error::QuantError;

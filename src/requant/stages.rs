@@ -21,6 +21,15 @@ pub(crate) trait ColumnRequant: Sync {
     /// The output integer for accumulator `acc` of column `j`.
     fn apply(&self, acc: i64, j: usize) -> i32;
 
+    /// Writes a tile's outputs straight from its `i32` dot products when
+    /// the stage holds the layer's column terms `c[j]` and the whole of
+    /// (11) is `dot + c[j]`; returns `false`, having written nothing,
+    /// otherwise.
+    #[inline(always)]
+    fn write_from_dots<T: QuantElem>(&self, _tile: DotsTile<'_>, _out: &mut [T]) -> bool {
+        false
+    }
+
     /// `out[c] = apply(accs[c], j0 + c)`.
     #[inline(always)]
     fn apply_row<T: QuantElem>(&self, accs: &[i64], j0: usize, out: &mut [T]) {
@@ -28,6 +37,18 @@ pub(crate) trait ColumnRequant: Sync {
             *o = T::from_i32_clamped(self.apply(acc, j0 + c));
         }
     }
+}
+
+/// One tile's dot products, `dots[r·dots_stride + c]` for output
+/// `(i0 + r, j0 + c)`, and where its outputs go: `out[r·out_stride + c]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DotsTile<'a> {
+    pub(crate) j0: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) dots: &'a [i32],
+    pub(crate) dots_stride: usize,
+    pub(crate) out_stride: usize,
 }
 
 /// Prepared (8)–(10): `out = clamp(round_half_even(o[j] + M[j]·f64(acc)))`.
@@ -40,6 +61,10 @@ pub(crate) struct Float64Stage {
     /// Every accumulator is within `2^51`, so `f64(acc)` can take the
     /// exact path that vectorizes without AVX-512.
     small_acc: bool,
+    /// `c[j]` of (11) as `f64`, when it is all of (11) besides the dot
+    /// product and the sum `f64(dot) + c[j]` is exact (see
+    /// [`Float64Stage::with_column_terms`]); empty otherwise.
+    column_terms: Vec<f64>,
 }
 
 impl Float64Stage {
@@ -57,7 +82,22 @@ impl Float64Stage {
             lo: f64::from(lo),
             hi: f64::from(hi),
             small_acc: acc_bound <= 1 << 51,
+            column_terms: Vec::new(),
         }
+    }
+
+    /// Lets tiles skip the `i64` accumulator: for a layer whose (11) is
+    /// `acc = dot + c[j]`, `f64(dot) + f64(c[j])` is `f64(acc)` exactly,
+    /// because both terms and their sum are integers below `2^53` in
+    /// magnitude (`|acc| ≤ 2^51`, `|c[j]| ≤ 2^52` checked here). That saves
+    /// the widening to `i64` and its conversion. Not taken when either
+    /// bound fails.
+    pub(crate) fn with_column_terms(mut self, column_terms: &[i64]) -> Self {
+        const EXACT: i64 = 1 << 52;
+        if self.small_acc && column_terms.iter().all(|c| c.abs() <= EXACT) {
+            self.column_terms = column_terms.iter().map(|&c| c as f64).collect();
+        }
+        self
     }
 
     #[inline(always)]
@@ -73,6 +113,28 @@ impl ColumnRequant for Float64Stage {
     #[inline]
     fn apply(&self, acc: i64, j: usize) -> i32 {
         self.one(self.offsets[j], self.multipliers[j], acc as f64)
+    }
+
+    #[inline(always)]
+    fn write_from_dots<T: QuantElem>(&self, tile: DotsTile<'_>, out: &mut [T]) -> bool {
+        if self.column_terms.is_empty() {
+            return false;
+        }
+        let span = tile.j0..tile.j0 + tile.cols;
+        let (c, o, m) = (
+            &self.column_terms[span.clone()],
+            &self.offsets[span.clone()],
+            &self.multipliers[span],
+        );
+        for r in 0..tile.rows {
+            let dots = &tile.dots[r * tile.dots_stride..r * tile.dots_stride + tile.cols];
+            let out = &mut out[r * tile.out_stride..r * tile.out_stride + tile.cols];
+            let columns = c.iter().zip(o).zip(m);
+            for ((y, &dot), ((&c, &offset), &multiplier)) in out.iter_mut().zip(dots).zip(columns) {
+                *y = T::from_i32_clamped(self.one(offset, multiplier, f64::from(dot) + c));
+            }
+        }
+        true
     }
 
     #[inline(always)]
