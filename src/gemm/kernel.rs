@@ -96,9 +96,13 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
 }
 
 /// Implements [`Kernel::compute`] for a kernel token by calling the blocked
-/// loop from a function compiled with `$features`.
+/// loop from a function compiled with `$features`; with `around`, inside
+/// `$around(|| …)`, for state the kernel sets up once per call.
 macro_rules! stamp_compute {
     ($features:literal) => {
+        $crate::gemm::kernel::stamp_compute!($features, around = $crate::gemm::kernel::just_run);
+    };
+    ($features:literal, around = $around:path) => {
         #[inline]
         fn compute<O, E>(
             self,
@@ -127,11 +131,18 @@ macro_rules! stamp_compute {
                 $crate::gemm::driver::compute(k, w, a, rows, panels, epilogue, out, origin)
             }
             // SAFETY: this kernel's token exists only on CPUs with `$features`.
-            unsafe { stamped(self, w, a, rows, panels, epilogue, out, origin) }
+            let run = || unsafe { stamped(self, w, a, rows, panels, epilogue, out, origin) };
+            $around(run)
         }
     };
 }
 pub(crate) use stamp_compute;
+
+/// Runs `run`: the `around` of kernels with no per-call state.
+#[inline(always)]
+pub(crate) fn just_run(run: impl FnOnce()) {
+    run()
+}
 
 /// Implements [`Kernel::tile`] for a SIMD kernel from its body
 /// `$body::<R>(a: *const $a, a_stride, b, kp, dots)`, written once: the
