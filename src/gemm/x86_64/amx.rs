@@ -141,7 +141,7 @@ unsafe impl Kernel for Amx {
             return self.vnni.tile(rows, a, a_stride, b, kp, dots);
         }
         // Whole activation tiles are loaded: the rows past `rows` are the
-        // zero padding `pack_rows` adds up to a multiple of MR.
+        // zero padding `PackedRows::packed` adds up to a multiple of MR.
         let tiles = rows.div_ceil(TILE_ROWS);
         let loaded = tiles * TILE_ROWS;
         assert!(
