@@ -93,8 +93,8 @@ impl Float64Stage {
     /// the widening to `i64` and its conversion. Not taken when either
     /// bound fails.
     pub(crate) fn with_column_terms(mut self, column_terms: &[i64]) -> Self {
-        const EXACT: i64 = 1 << 52;
-        if self.small_acc && column_terms.iter().all(|c| c.abs() <= EXACT) {
+        const EXACT: u64 = 1 << 52;
+        if self.small_acc && column_terms.iter().all(|c| c.unsigned_abs() <= EXACT) {
             self.column_terms = column_terms.iter().map(|&c| c as f64).collect();
         }
         self
