@@ -191,7 +191,8 @@ pub(crate) struct OutOfRange {
 ///
 /// It runs on the calling thread before the work is split, so it is kept
 /// cheap: each contiguous row is tested with a branch-free min/max (which
-/// vectorizes), and only a failing row is searched for its first culprit.
+/// vectorizes), and only a failing row (or a strided one) is searched for
+/// its first culprit.
 pub(crate) fn check_range<T: QuantElem, S: Data<Elem = T>>(
     x: &ArrayBase<S, Ix2>,
     (lo, hi): (i32, i32),
@@ -206,17 +207,14 @@ pub(crate) fn check_range<T: QuantElem, S: Data<Elem = T>>(
     );
     let p = x.ncols();
     for (i, row) in x.rows().into_iter().enumerate() {
-        let within = match row.as_slice() {
-            Some(src) => {
-                let min = src.iter().fold(t_max, |min, &v| min.min(v));
-                let max = src.iter().fold(t_min, |max, &v| max.max(v));
-                lo <= min.to_i32() && max.to_i32() <= hi
+        if let Some(src) = row.as_slice() {
+            let min = src.iter().fold(t_max, |min, &v| min.min(v));
+            let max = src.iter().fold(t_min, |max, &v| max.max(v));
+            if lo <= min.to_i32() && max.to_i32() <= hi {
+                continue;
             }
-            None => row.iter().all(|v| (lo..=hi).contains(&v.to_i32())),
-        };
-        if within {
-            continue;
         }
+        // A failing contiguous row, or a strided one: search it.
         let mut values = row.iter().map(|v| v.to_i32()).enumerate();
         if let Some((k, value)) = values.find(|&(_, v)| !(lo..=hi).contains(&v)) {
             return Err(OutOfRange {
