@@ -552,9 +552,10 @@ impl QuantizedLinear {
     }
 
     /// Bytes the packed weights take, column sums included: the layer's
-    /// weight memory. That is `kp·n_pad + 8n` for `p·n` int8 weights, with
-    /// `p` padded to the kernel's k-group and `n` to its panel width (at
-    /// most 32): at most 1.1× the int8 bytes once `p ≥ 100` and `n ≥ 320`.
+    /// weight memory. That is `kp·n_pad + 8n + 64` for `p·n` int8 weights,
+    /// with `p` padded to the kernel's k-group, `n` to its panel width (at
+    /// most 32) and 64 bytes to start the panels on a cache line: at most
+    /// 1.1× the int8 bytes once `p ≥ 100` and `n ≥ 320`.
     pub fn packed_weight_bytes(&self) -> usize {
         self.packed.bytes()
     }

@@ -24,6 +24,7 @@
 //! [`QuantizedLinear::with_kernel`](crate::QuantizedLinear::with_kernel)
 //! does the same for one layer, with an error instead of a fallback.
 
+mod aligned;
 mod cache;
 pub(crate) mod driver;
 pub(crate) mod kernel;
@@ -230,11 +231,12 @@ impl KernelChoice {
             E: Epilogue<O>,
         {
             pack::check_range(x, bounds)?;
-            let (m, kp) = (x.nrows(), w.kp());
+            let m = x.nrows();
             let x = x.view();
-            let pack = |rows: Range<usize>, data: &mut [K::A], row_sums: &mut [i64]| {
-                pack::pack_rows_into::<K, T>(&x, rows, kp, shift, data, row_sums)
-            };
+            let pack =
+                |rows: Range<usize>, stride: usize, data: &mut [K::A], row_sums: &mut [i64]| {
+                    pack::pack_rows_into::<K, T>(&x, rows, stride, shift, data, row_sums)
+                };
             driver::run(k, w, &pack, (m, with_row_sums), epilogue, out);
             Ok(())
         }

@@ -25,6 +25,7 @@ use std::ops::Range;
 
 use ndarray::{s, ArrayBase, ArrayView2, Data, Ix2};
 
+use super::aligned::{AlignedVec, LINE};
 use super::kernel::Kernel;
 use crate::elem::QuantElem;
 
@@ -36,7 +37,7 @@ pub(crate) struct PackedWeights {
     p: usize,
     n: usize,
     kp: usize,
-    data: Vec<i8>,
+    data: AlignedVec<i8>,
     col_sums: Vec<i64>,
 }
 
@@ -47,11 +48,11 @@ impl PackedWeights {
         let (p, n) = w.dim();
         let kp = p.div_ceil(kg) * kg;
         let panels = n.div_ceil(nr);
-        let mut data = vec![0i8; panels * kp * nr];
+        let mut data = AlignedVec::new(panels * kp * nr);
         let mut col_sums = vec![0i64; n];
         for ((k, j), &v) in w.indexed_iter() {
             let (t, c) = (j / nr, j % nr);
-            data[t * kp * nr + ((k / kg) * nr + c) * kg + k % kg] = v;
+            data.as_mut_slice()[t * kp * nr + ((k / kg) * nr + c) * kg + k % kg] = v;
             col_sums[j] += i64::from(v);
         }
         PackedWeights {
@@ -104,7 +105,7 @@ impl PackedWeights {
     #[inline]
     pub(crate) fn panel(&self, t: usize) -> &[i8] {
         let len = self.kp * self.nr;
-        &self.data[t * len..(t + 1) * len]
+        &self.data.as_slice()[t * len..(t + 1) * len]
     }
 
     /// `Σ_k W[k, j]` for every column.
@@ -115,12 +116,13 @@ impl PackedWeights {
     /// `W[k, j]`, read back from the panels.
     pub(crate) fn get(&self, k: usize, j: usize) -> i8 {
         let (t, c) = (j / self.nr, j % self.nr);
-        self.data[t * self.kp * self.nr + ((k / self.kg) * self.nr + c) * self.kg + k % self.kg]
+        self.data.as_slice()
+            [t * self.kp * self.nr + ((k / self.kg) * self.nr + c) * self.kg + k % self.kg]
     }
 
     /// Bytes held: the panels and the column sums.
     pub(crate) fn bytes(&self) -> usize {
-        self.data.len() + self.col_sums.len() * std::mem::size_of::<i64>()
+        self.data.bytes() + self.col_sums.len() * std::mem::size_of::<i64>()
     }
 }
 
@@ -128,7 +130,7 @@ impl PackedWeights {
 /// elements each.
 #[derive(Debug)]
 pub(crate) struct PackedRows<K: Kernel> {
-    data: Vec<K::A>,
+    data: AlignedVec<K::A>,
     stride: usize,
     /// `Σ_k x'[i, k]` per row, in the kernel's domain (empty when not asked).
     row_sums: Vec<i64>,
@@ -136,7 +138,7 @@ pub(crate) struct PackedRows<K: Kernel> {
 }
 
 impl<K: Kernel> PackedRows<K> {
-    /// Rows `rows`, filled by `pack(rows, data, row_sums)` (see
+    /// Rows `rows`, filled by `pack(rows, stride, data, row_sums)` (see
     /// [`pack_rows_into`]) over zeroed storage.
     ///
     /// Rows come in whole tiles: kernels that load fixed-size tiles (AMX)
@@ -144,27 +146,39 @@ impl<K: Kernel> PackedRows<K> {
     /// them.
     pub(crate) fn packed<P>(rows: Range<usize>, kp: usize, with_row_sums: bool, pack: &P) -> Self
     where
-        P: Fn(Range<usize>, &mut [K::A], &mut [i64]),
+        P: Fn(Range<usize>, usize, &mut [K::A], &mut [i64]),
     {
         let m = rows.len();
+        let stride = row_stride::<K::A>(kp);
         let mut a = PackedRows {
-            data: vec![K::A::default(); m.next_multiple_of(K::MR) * kp],
-            stride: kp,
+            data: AlignedVec::new(m.next_multiple_of(K::MR) * stride),
+            stride,
             row_sums: vec![0; if with_row_sums { m } else { 0 }],
             first: rows.start,
         };
-        pack(rows, &mut a.data, &mut a.row_sums);
+        pack(rows, stride, a.data.as_mut_slice(), &mut a.row_sums);
         a
     }
 
     /// The rows, as the blocked loop reads them.
     pub(crate) fn rows(&self) -> Rows<'_, K::A> {
         Rows {
-            data: &self.data,
+            data: self.data.as_slice(),
             stride: self.stride,
             row_sums: &self.row_sums,
             first: self.first,
         }
+    }
+}
+
+/// Elements per packed activation row: `kp`, rounded up to whole cache
+/// lines once a row fills one, so that every row starts on a line.
+fn row_stride<A>(kp: usize) -> usize {
+    let per_line = LINE / std::mem::size_of::<A>().max(1);
+    if kp >= per_line {
+        kp.next_multiple_of(per_line)
+    } else {
+        kp
     }
 }
 
@@ -284,7 +298,7 @@ mod tests {
             for ((k, j), &v) in w.indexed_iter() {
                 assert_eq!(packed.get(k, j), v);
             }
-            let total: i64 = packed.data.iter().map(|&v| i64::from(v)).sum();
+            let total: i64 = packed.data.as_slice().iter().map(|&v| i64::from(v)).sum();
             assert_eq!(total, w.iter().map(|&v| i64::from(v)).sum::<i64>());
             for j in 0..19 {
                 assert_eq!(
