@@ -7,9 +7,10 @@
  * and nothing else: no packing, no epilogue, no cache misses. A kernel can
  * approach, never pass, its loop's figure.
  *
- * The last loop is the GEMV's instead: it reads a weight-sized buffer (16
- * MiB, the int8 weights of 1×4096×4096; $QLINEAR_STREAM_MIB to change) in
- * order, over and over, with one vpaddb per load and nothing else. A GEMV
+ * The last two loops are the GEMV's instead: they read a weight-sized
+ * buffer (16 MiB, the int8 weights of 1×4096×4096; $QLINEAR_STREAM_MIB to
+ * change) in order, over and over, with one vpaddb per load and nothing
+ * else, the second also prefetching 8 KiB ahead as the kernels do. A GEMV
  * does 2 operations per weight byte, so this is what streaming the weights
  * alone allows, in GOPS: the figure to hold the GEMV against. It is a plain
  * loop, not a proof: a kernel timed in a faster minute can come out above
@@ -99,14 +100,21 @@ LOOP(u7_kernel, "", LOAD_W U7_ROWS, w_i8)
 static int8_t *stream_buf;
 static long stream_len, stream_pos;
 
-#define STREAM_BODY(reg, w)                                                    \
-  "1:\n vpaddb (%[p]),%%" reg "0,%%" reg "0\n"                                   \
+#define STREAM_LOOP(pre, reg, w)                                               \
+  "1:\n" pre " vpaddb (%[p]),%%" reg "0,%%" reg "0\n"                           \
   " vpaddb " #w "(%[p]),%%" reg "1,%%" reg "1\n"                                  \
   " vpaddb 2*" #w "(%[p]),%%" reg "2,%%" reg "2\n"                                \
   " vpaddb 3*" #w "(%[p]),%%" reg "3,%%" reg "3\n"                                \
   " add $4*" #w ",%[p]\n sub $1,%[n]\n jnz 1b\n"
+#define STREAM_BODY(reg, w) STREAM_LOOP("", reg, w)
 
-static void stream_weights(long it) {
+/* The same, asking for the line 8 KiB ahead of each 64 bytes read, as the
+ * kernels' streaming tiles do (src/gemm/x86_64/mod.rs). */
+#define PF(off) " prefetcht0 8192+" #off "(%[p])\n"
+#define STREAM_BODY_PF_ZMM STREAM_LOOP(PF(0) PF(64) PF(128) PF(192), "zmm", 64)
+#define STREAM_BODY_PF_YMM STREAM_LOOP(PF(0) PF(64), "ymm", 32)
+
+static void stream(long it, int prefetch) {
   static int wide = -1;
   if (wide < 0) wide = __builtin_cpu_supports("avx512bw");
   it *= 2; /* blocks of 128 bytes */
@@ -115,8 +123,14 @@ static void stream_weights(long it) {
     if (n > it) n = it;
     const int8_t *p = stream_buf + stream_pos;
     long left = wide ? n / 2 : n;
-    if (wide)
+    if (wide && prefetch)
+      __asm__ volatile(STREAM_BODY_PF_ZMM : [p] "+r"(p), [n] "+r"(left)
+                       : : "xmm0", "xmm1", "xmm2", "xmm3", "memory");
+    else if (wide)
       __asm__ volatile(STREAM_BODY("zmm", 64) : [p] "+r"(p), [n] "+r"(left)
+                       : : "xmm0", "xmm1", "xmm2", "xmm3", "memory");
+    else if (prefetch)
+      __asm__ volatile(STREAM_BODY_PF_YMM : [p] "+r"(p), [n] "+r"(left)
                        : : "xmm0", "xmm1", "xmm2", "xmm3", "memory");
     else
       __asm__ volatile(STREAM_BODY("ymm", 32) : [p] "+r"(p), [n] "+r"(left)
@@ -125,6 +139,9 @@ static void stream_weights(long it) {
     it -= n;
   }
 }
+
+static void stream_weights(long it) { stream(it, 0); }
+static void stream_weights_prefetched(long it) { stream(it, 1); }
 
 struct loop {
   const char *name;
@@ -140,6 +157,7 @@ static const struct loop loops[] = {
     {"u7i8i32-avx2 tile 4x16: vpmaddubsw+vpmaddwd+vpaddd", u7_kernel, 4, 4},
     /* 256 bytes per iteration: 1 row × 16 columns × 16 k. */
     {"GEMV: the weights read in order, 2 ops/byte", stream_weights, 16, 1},
+    {"  same, prefetching 8 KiB ahead", stream_weights_prefetched, 16, 1},
 };
 
 static int cmp(const void *a, const void *b) {

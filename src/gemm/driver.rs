@@ -216,15 +216,32 @@ pub(crate) fn compute<K, O, E>(
             while i < block_end {
                 let r = mr.min(block_end - i);
                 let a_rows = &a.data[(i - a.first) * a.stride..];
+                // The block's first tile reads the panel from memory; the
+                // others find it in L2. Measured (A/B, 41 rounds): +4–42 %
+                // at 1×4096×4096 and +18–45 % at 4×4096×4096 across the
+                // kernels, level or up to +8 % on the large shapes.
+                let tile = if i == block_start {
+                    K::tile_streaming
+                } else {
+                    K::tile
+                };
                 let dots = if kp <= K::MAX_DEPTH {
-                    kernel.tile(r, a_rows, a.stride, b, kp, dots32);
+                    tile(&kernel, r, a_rows, a.stride, b, kp, dots32);
                     Dots::I32(dots32)
                 } else {
                     dots64[..r * nr].fill(0);
                     let mut k0 = 0;
                     while k0 < kp {
                         let len = K::MAX_DEPTH.min(kp - k0);
-                        kernel.tile(r, &a_rows[k0..], a.stride, &b[k0 * nr..], len, dots32);
+                        tile(
+                            &kernel,
+                            r,
+                            &a_rows[k0..],
+                            a.stride,
+                            &b[k0 * nr..],
+                            len,
+                            dots32,
+                        );
                         for (d64, &d32) in dots64[..r * nr].iter_mut().zip(&dots32[..r * nr]) {
                             *d64 += i64::from(d32);
                         }

@@ -135,6 +135,24 @@ unsafe impl Kernel for Amx {
         v as u8
     }
 
+    /// Batches of at most 8 rows are the AVX-512 VNNI kernel's, which
+    /// prefetches; AMX tiles keep to [`Kernel::tile`].
+    fn tile_streaming(
+        &self,
+        rows: usize,
+        a: &[u8],
+        a_stride: usize,
+        b: &[i8],
+        kp: usize,
+        dots: &mut [i32],
+    ) {
+        if rows <= Avx512Vnni::MR {
+            self.vnni.tile_streaming(rows, a, a_stride, b, kp, dots)
+        } else {
+            self.tile(rows, a, a_stride, b, kp, dots)
+        }
+    }
+
     fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
         check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
         if rows <= Avx512Vnni::MR {

@@ -53,7 +53,7 @@ unsafe impl Kernel for Avx2 {
 
 /// The tile, written once; `simd_tile!` stamps it with the instruction set.
 #[inline(always)]
-unsafe fn body<const R: usize>(
+unsafe fn body<const R: usize, const PREFETCH: bool>(
     a: *const i16,
     a_stride: usize,
     b: *const i8,
@@ -67,6 +67,9 @@ unsafe fn body<const R: usize>(
         let mut hi = [_mm256_setzero_si256(); R];
         for g in 0..kp / 2 {
             let w = b.add(g * 2 * NR);
+            if PREFETCH {
+                super::prefetch_weights(w);
+            }
             let w_lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.cast()));
             let w_hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(16).cast()));
             for r in 0..R {

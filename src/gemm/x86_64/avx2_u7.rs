@@ -53,7 +53,7 @@ unsafe impl Kernel for Avx2U7 {
 
 /// The tile, written once; `simd_tile!` stamps it with the instruction set.
 #[inline(always)]
-unsafe fn body<const R: usize>(
+unsafe fn body<const R: usize, const PREFETCH: bool>(
     a: *const u8,
     a_stride: usize,
     b: *const i8,
@@ -68,6 +68,9 @@ unsafe fn body<const R: usize>(
         let mut hi = [_mm256_setzero_si256(); R];
         for g in 0..kp / 4 {
             let w = b.add(g * 4 * NR);
+            if PREFETCH {
+                super::prefetch_weights(w);
+            }
             let w_lo = _mm256_loadu_si256(w.cast());
             let w_hi = _mm256_loadu_si256(w.add(32).cast());
             for r in 0..R {

@@ -60,7 +60,7 @@ unsafe impl Kernel for Avx512Vnni {
 
 /// The tile, written once; `simd_tile!` stamps it with the instruction set.
 #[inline(always)]
-unsafe fn body<const R: usize>(
+unsafe fn body<const R: usize, const PREFETCH: bool>(
     a: *const u8,
     a_stride: usize,
     b: *const i8,
@@ -74,6 +74,10 @@ unsafe fn body<const R: usize>(
         let mut hi = [_mm512_setzero_si512(); R];
         for g in 0..kp / 4 {
             let w = b.add(g * 4 * NR);
+            if PREFETCH {
+                super::prefetch_weights(w);
+                super::prefetch_weights(w.wrapping_add(64));
+            }
             let w_lo = _mm512_loadu_si512(w.cast());
             let w_hi = _mm512_loadu_si512(w.add(64).cast());
             for r in 0..R {
