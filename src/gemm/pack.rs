@@ -50,9 +50,10 @@ impl PackedWeights {
         let panels = n.div_ceil(nr);
         let mut data = AlignedVec::new(panels * kp * nr);
         let mut col_sums = vec![0i64; n];
+        let panels_data = data.as_mut_slice();
         for ((k, j), &v) in w.indexed_iter() {
             let (t, c) = (j / nr, j % nr);
-            data.as_mut_slice()[t * kp * nr + ((k / kg) * nr + c) * kg + k % kg] = v;
+            panels_data[t * kp * nr + ((k / kg) * nr + c) * kg + k % kg] = v;
             col_sums[j] += i64::from(v);
         }
         PackedWeights {
