@@ -221,9 +221,9 @@ pub(crate) fn compute<K, O, E>(
                 // at 1×4096×4096 and +18–45 % at 4×4096×4096 across the
                 // kernels, level or up to +8 % on the large shapes.
                 let tile = if i == block_start {
-                    K::tile_streaming
+                    K::tile::<true>
                 } else {
-                    K::tile
+                    K::tile::<false>
                 };
                 let dots = if kp <= K::MAX_DEPTH {
                     tile(&kernel, r, a_rows, a.stride, b, kp, dots32);

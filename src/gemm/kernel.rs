@@ -82,9 +82,17 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
 
     /// Computes (16) for `rows ≤ MR` rows into `dots[..rows·NR]`.
     ///
+    /// `STREAMING` is set for the first tile of a row block, whose weight
+    /// panel comes from memory rather than cache: SIMD kernels then
+    /// prefetch further along the panels as they go (the panels are
+    /// consecutive in memory, so that covers the next panel too). The
+    /// hardware prefetchers alone kept a batch-1 product well below the
+    /// speed of memory; later tiles of a block find the panel in L2, and
+    /// prefetching there only costs. It never changes the result.
+    ///
     /// Panics if a slice is too short for the tile: callers in this crate
     /// size them from the same constants.
-    fn tile(
+    fn tile<const STREAMING: bool>(
         &self,
         rows: usize,
         a: &[Self::A],
@@ -93,26 +101,6 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
         kp: usize,
         dots: &mut [i32],
     );
-
-    /// [`tile`](Kernel::tile) for the first tile of a row block, whose
-    /// weight panel comes from memory rather than cache: SIMD kernels
-    /// prefetch further along the panels as they go (the panels are
-    /// consecutive in memory, so that covers the next panel too). The
-    /// hardware prefetchers alone kept a batch-1 product well below the
-    /// speed of memory; later tiles of a block find the panel in L2, and
-    /// prefetching there only costs.
-    #[inline]
-    fn tile_streaming(
-        &self,
-        rows: usize,
-        a: &[Self::A],
-        a_stride: usize,
-        b: &[i8],
-        kp: usize,
-        dots: &mut [i32],
-    ) {
-        self.tile(rows, a, a_stride, b, kp, dots)
-    }
 }
 
 /// Implements [`Kernel::compute`] for a kernel token by calling the blocked
@@ -164,50 +152,49 @@ pub(crate) fn just_run(run: impl FnOnce()) {
     run()
 }
 
-/// Implements [`Kernel::tile`] and [`Kernel::tile_streaming`] for a SIMD
-/// kernel from its body `$body::<R, PREFETCH>(a: *const $a, a_stride, b,
-/// kp, dots)`, written once: the bounds check, then one unsafe call of the
-/// body compiled with `$features` and fully unrolled for each row count `R`
-/// in `[$r…]` and `$max`, prefetching the weights ahead iff `PREFETCH`.
+/// Implements [`Kernel::tile`] for a SIMD kernel from its body
+/// `$body::<R, PREFETCH>(a: *const $a, a_stride, b, kp, dots)`, written
+/// once: the bounds check, then one unsafe call of the body compiled with
+/// `$features` and fully unrolled for each row count `R` in `[$r…]` and
+/// `$max`, prefetching the weights ahead iff the tile is `STREAMING`.
 macro_rules! simd_tile {
     ($features:literal, $body:ident: $a:ty, [$($r:literal)*], $max:literal) => {
         #[inline]
-        fn tile(&self, rows: usize, a: &[Self::A], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
-            $crate::gemm::kernel::simd_tile!(@run $features, $body: $a, [$($r)*], $max, false; rows, a, a_stride, b, kp, dots)
-        }
-
-        #[inline]
-        fn tile_streaming(&self, rows: usize, a: &[Self::A], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
-            $crate::gemm::kernel::simd_tile!(@run $features, $body: $a, [$($r)*], $max, true; rows, a, a_stride, b, kp, dots)
-        }
-    };
-    (@run $features:literal, $body:ident: $a:ty, [$($r:literal)*], $max:literal, $prefetch:literal;
-     $rows:ident, $a_:ident, $a_stride:ident, $b:ident, $kp:ident, $dots:ident) => {{
-        #[target_feature(enable = $features)]
-        unsafe fn stamped<const R: usize>(
-            a: *const $a,
+        fn tile<const STREAMING: bool>(
+            &self,
+            rows: usize,
+            a: &[Self::A],
             a_stride: usize,
-            b: *const i8,
+            b: &[i8],
             kp: usize,
-            dots: *mut i32,
+            dots: &mut [i32],
         ) {
-            // SAFETY: forwarded from `tile`; `$features` are enabled.
-            unsafe { $body::<R, $prefetch>(a, a_stride, b, kp, dots) }
-        }
-        $crate::gemm::kernel::check_tile_bounds::<Self>($rows, $a_.len(), $a_stride, $b.len(), $kp, $dots.len());
-        let (a, b, dots) = ($a_.as_ptr(), $b.as_ptr(), $dots.as_mut_ptr());
-        // SAFETY: the token (`self`) exists only on CPUs with
-        // `$features`. The bounds check above covers every access of
-        // the body: row r reads a[r·a_stride .. r·a_stride + kp], the
-        // weights b[.. kp·NR], and the tile writes dots[.. rows·NR]
-        // (prefetches are hints, and read nothing).
-        unsafe {
-            match $rows {
-                $($r => stamped::<$r>(a, $a_stride, b, $kp, dots),)*
-                _ => stamped::<$max>(a, $a_stride, b, $kp, dots),
+            #[target_feature(enable = $features)]
+            unsafe fn stamped<const R: usize, const PREFETCH: bool>(
+                a: *const $a,
+                a_stride: usize,
+                b: *const i8,
+                kp: usize,
+                dots: *mut i32,
+            ) {
+                // SAFETY: forwarded from `tile`; `$features` are enabled.
+                unsafe { $body::<R, PREFETCH>(a, a_stride, b, kp, dots) }
+            }
+            $crate::gemm::kernel::check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
+            let (a, b, dots) = (a.as_ptr(), b.as_ptr(), dots.as_mut_ptr());
+            // SAFETY: the token (`self`) exists only on CPUs with
+            // `$features`. The bounds check above covers every access of
+            // the body: row r reads a[r·a_stride .. r·a_stride + kp], the
+            // weights b[.. kp·NR], and the tile writes dots[.. rows·NR]
+            // (prefetches are hints, and read nothing).
+            unsafe {
+                match rows {
+                    $($r => stamped::<$r, STREAMING>(a, a_stride, b, kp, dots),)*
+                    _ => stamped::<$max, STREAMING>(a, a_stride, b, kp, dots),
+                }
             }
         }
-    }};
+    };
 }
 pub(crate) use simd_tile;
 

@@ -23,7 +23,15 @@ unsafe impl Kernel for Portable {
         v as i16
     }
 
-    fn tile(&self, rows: usize, a: &[i16], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
+    fn tile<const STREAMING: bool>(
+        &self,
+        rows: usize,
+        a: &[i16],
+        a_stride: usize,
+        b: &[i8],
+        kp: usize,
+        dots: &mut [i32],
+    ) {
         check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
         const NR: usize = Portable::NR;
         for r in 0..rows {

@@ -135,34 +135,12 @@ unsafe impl Kernel for Amx {
         v as u8
     }
 
-    /// Prefetches the weights 8 KiB ahead, in AMX tiles as in the AVX-512
-    /// VNNI kernel's: A/B, +17 % at 16×4096×4096, +63 % at 32×4096×4096,
-    /// +49 % at 64×4096×4096, +5–13 % at 128×1024×1024 and
+    /// A streaming tile prefetches the weights 8 KiB ahead, in AMX tiles as
+    /// in the AVX-512 VNNI kernel's: A/B, +17 % at 16×4096×4096, +63 % at
+    /// 32×4096×4096, +49 % at 64×4096×4096, +5–13 % at 128×1024×1024 and
     /// 256×2048×2048, level at 512³.
-    fn tile_streaming(
+    fn tile<const STREAMING: bool>(
         &self,
-        rows: usize,
-        a: &[u8],
-        a_stride: usize,
-        b: &[i8],
-        kp: usize,
-        dots: &mut [i32],
-    ) {
-        self.tile_prefetching(true, rows, a, a_stride, b, kp, dots)
-    }
-
-    fn tile(&self, rows: usize, a: &[u8], a_stride: usize, b: &[i8], kp: usize, dots: &mut [i32]) {
-        self.tile_prefetching(false, rows, a, a_stride, b, kp, dots)
-    }
-}
-
-impl Amx {
-    /// [`Kernel::tile`], prefetching the weights ahead iff `prefetch`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn tile_prefetching(
-        &self,
-        prefetch: bool,
         rows: usize,
         a: &[u8],
         a_stride: usize,
@@ -172,11 +150,7 @@ impl Amx {
     ) {
         check_tile_bounds::<Self>(rows, a.len(), a_stride, b.len(), kp, dots.len());
         if rows <= Avx512Vnni::MR {
-            return if prefetch {
-                self.vnni.tile_streaming(rows, a, a_stride, b, kp, dots)
-            } else {
-                self.vnni.tile(rows, a, a_stride, b, kp, dots)
-            };
+            return self.vnni.tile::<STREAMING>(rows, a, a_stride, b, kp, dots);
         }
         // Whole activation tiles are loaded: the rows past `rows` are the
         // zero padding `PackedRows::packed` adds up to a multiple of MR.
@@ -202,7 +176,7 @@ impl Amx {
                 configure_tiles();
             }
             tile_amx(
-                prefetch,
+                STREAMING,
                 tiles == 2,
                 a.as_ptr(),
                 a_stride,
@@ -220,8 +194,14 @@ impl Amx {
             for r0 in (0..rows).step_by(Avx512Vnni::MR) {
                 let r = (rows - r0).min(Avx512Vnni::MR);
                 let a_tail = &a[r0 * a_stride + main..];
-                self.vnni
-                    .tile(r, a_tail, a_stride, &b[main * NR..], kp - main, &mut tail);
+                self.vnni.tile::<false>(
+                    r,
+                    a_tail,
+                    a_stride,
+                    &b[main * NR..],
+                    kp - main,
+                    &mut tail,
+                );
                 for (d, t) in dots[r0 * NR..(r0 + r) * NR].iter_mut().zip(&tail) {
                     *d += t;
                 }
@@ -400,12 +380,12 @@ mod tests {
             })
             .collect();
         let mut alone = vec![i32::MIN; 2 * TILE_ROWS * NR];
-        amx.tile(rows, &a, kp, &b, kp, &mut alone);
+        amx.tile::<false>(rows, &a, kp, &b, kp, &mut alone);
         assert_eq!(alone[..rows * NR], expected[..]);
         let mut inside = vec![i32::MIN; 2 * TILE_ROWS * NR];
         Amx::with_tiles_configured(|| {
             assert!(TILES_CONFIGURED.get());
-            amx.tile(rows, &a, kp, &b, kp, &mut inside);
+            amx.tile::<false>(rows, &a, kp, &b, kp, &mut inside);
         });
         assert!(!TILES_CONFIGURED.get());
         assert_eq!(inside[..rows * NR], expected[..]);
