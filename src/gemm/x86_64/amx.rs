@@ -194,14 +194,8 @@ unsafe impl Kernel for Amx {
             for r0 in (0..rows).step_by(Avx512Vnni::MR) {
                 let r = (rows - r0).min(Avx512Vnni::MR);
                 let a_tail = &a[r0 * a_stride + main..];
-                self.vnni.tile::<false>(
-                    r,
-                    a_tail,
-                    a_stride,
-                    &b[main * NR..],
-                    kp - main,
-                    &mut tail,
-                );
+                self.vnni
+                    .tile::<false>(r, a_tail, a_stride, &b[main * NR..], kp - main, &mut tail);
                 for (d, t) in dots[r0 * NR..(r0 + r) * NR].iter_mut().zip(&tail) {
                     *d += t;
                 }
