@@ -19,7 +19,7 @@
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
 
 use crate::elem::QuantElem;
-use crate::error::QuantError;
+use crate::error::{check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
@@ -197,9 +197,10 @@ impl DynamicLinear {
                 w_rows: self.in_features(),
             });
         }
+        let (m, n) = (x.nrows(), self.out_features());
+        check_size("output", &[m, n])?;
         check_no_nan(x, "input")?;
         let params = self.activation_params(x.view())?;
-        let (m, n) = (x.nrows(), self.out_features());
         let mut out = vec![0f32; m * n];
         let range = self.activations.range;
         if range.qmin >= 0 {
@@ -221,6 +222,7 @@ impl DynamicLinear {
             scheme,
             range,
         } = self.activations;
+        check_size("activation params", &[x.nrows()])?;
         let params_of = |values: ArrayView2<'_, f32>| -> Result<QuantParams, QuantError> {
             let mut observer = MinMaxObserver::new();
             observer.observe(&values);

@@ -166,6 +166,38 @@ pub enum QuantError {
         /// The largest magnitude the arithmetic can hold.
         limit: u128,
     },
+    /// An array the operation would allocate is too large for the address
+    /// space. Only inputs with no elements can ask for one: a 2^62 × 0
+    /// batch holds no data, but its 2^62 outputs or row sums would.
+    TooLarge {
+        /// What would be allocated, e.g. `"output"`.
+        what: &'static str,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
+}
+
+/// Bytes of the widest element the crate stores per row, column or output
+/// (`i128`, in the reference accumulator).
+const WIDEST_ELEMENT: usize = 16;
+
+/// Refuses an array of `shape` whose elements, at [`WIDEST_ELEMENT`] bytes,
+/// would pass `isize::MAX` bytes: allocating it would panic on capacity
+/// overflow. An m×n output with n ≥ 1 also bounds every per-row buffer.
+pub(crate) fn check_size(what: &'static str, shape: &[usize]) -> Result<(), QuantError> {
+    if shape.contains(&0) {
+        return Ok(());
+    }
+    let bytes = shape
+        .iter()
+        .try_fold(WIDEST_ELEMENT, |acc, &d| acc.checked_mul(d));
+    match bytes {
+        Some(b) if b <= isize::MAX as usize => Ok(()),
+        _ => Err(QuantError::TooLarge {
+            what,
+            shape: shape.to_vec(),
+        }),
+    }
 }
 
 impl fmt::Display for QuantError {
@@ -284,6 +316,11 @@ impl fmt::Display for QuantError {
                 "accumulator could reach {bound} with inner dimension {inner_dim}, beyond the \
                  {limit} the arithmetic holds; use smaller zero points, a smaller inner \
                  dimension, or a requantizer with wider arithmetic"
+            ),
+            QuantError::TooLarge { what, shape } => write!(
+                f,
+                "{what} of shape {shape:?} would not fit in memory (more than isize::MAX bytes); \
+                 split the batch or the layer"
             ),
         }
     }

@@ -51,7 +51,7 @@ use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, DataMut, Ix2};
 
 use crate::activation::FusedActivation;
 use crate::elem::{ElemKind, QuantElem};
-use crate::error::QuantError;
+use crate::error::{check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::{OutOfRange, PackedWeights};
 use crate::gemm::{reference, KernelChoice};
@@ -176,6 +176,7 @@ impl QuantizedLinear {
         input: QuantParams,
         output: QuantParams,
     ) -> Result<QuantizedLinear, QuantError> {
+        check_size("per-column terms", &[w_q.ncols()])?;
         let spec = Spec {
             weight: weight.into(),
             input,
@@ -379,12 +380,15 @@ impl QuantizedLinear {
     /// as the layer was built): quantized output (m×n) of the same type.
     ///
     /// Errors if `x` does not have `p` columns, is of the other type, or
-    /// holds a value outside the declared input range.
+    /// holds a value outside the declared input range; and if an `x`
+    /// without columns has so many rows that the output could not be
+    /// allocated.
     pub fn forward<S, T>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<T>, QuantError>
     where
         S: Data<Elem = T>,
         T: QuantElem,
     {
+        self.check_input::<T>(x.dim())?;
         let mut out = Array2::<T>::default((x.nrows(), self.out_features()));
         self.forward_into(x, &mut out)?;
         Ok(out)
@@ -416,7 +420,7 @@ impl QuantizedLinear {
         So: DataMut<Elem = T>,
         T: QuantElem,
     {
-        self.check_input::<T>(x.ncols())?;
+        self.check_input::<T>(x.dim())?;
         let (m, n) = (x.nrows(), self.out_features());
         if out.dim() != (m, n) {
             return Err(QuantError::ShapeMismatch {
@@ -462,7 +466,7 @@ impl QuantizedLinear {
         S: Data<Elem = T>,
         T: QuantElem,
     {
-        self.check_input::<T>(x.ncols())?;
+        self.check_input::<T>(x.dim())?;
         let (m, n) = (x.nrows(), self.out_features());
         let mut out = vec![0i64; m * n];
         self.run(
@@ -508,7 +512,7 @@ impl QuantizedLinear {
         S: Data<Elem = T>,
         T: QuantElem,
     {
-        self.check_input::<T>(x.ncols())?;
+        self.check_input::<T>(x.dim())?;
         let range = self.spec.input_range;
         if let Some((index, v)) = x
             .iter()
@@ -642,7 +646,7 @@ impl QuantizedLinear {
             .map_err(|e| self.range_error(e))
     }
 
-    fn check_input<T: QuantElem>(&self, x_cols: usize) -> Result<(), QuantError> {
+    fn check_input<T: QuantElem>(&self, (m, x_cols): (usize, usize)) -> Result<(), QuantError> {
         if T::KIND != self.spec.activation_type {
             return Err(QuantError::ActivationType {
                 expected: self.spec.activation_type,
@@ -652,7 +656,7 @@ impl QuantizedLinear {
         if x_cols != self.in_features() {
             return Err(self.dimension_error(x_cols));
         }
-        Ok(())
+        check_size("output", &[m, self.out_features()])
     }
 
     fn dimension_error(&self, x_cols: usize) -> QuantError {

@@ -3,7 +3,7 @@
 
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 
-use crate::error::QuantError;
+use crate::error::{check_size, QuantError};
 use crate::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_no_nan, ScalarQuantizer};
@@ -109,6 +109,7 @@ impl WeightParams {
     /// Validates every entry and the channel count against `n` columns, and
     /// returns one `(scale, zero point)` per column.
     pub(crate) fn expand(&self, n: usize) -> Result<(Vec<f64>, Vec<i32>), QuantError> {
+        check_size("per-column weight params", &[n])?;
         match self {
             WeightParams::PerTensor(p) => {
                 p.validate()?;

@@ -3,8 +3,8 @@
 
 use ndarray::{array, Array1, Array2};
 use qlinear::{
-    max_abs_error, sqnr_db, try_quantize, Bias, F32Bias, QuantError, QuantParams, QuantRange,
-    QuantizedLinear,
+    max_abs_error, sqnr_db, try_quantize, Bias, DynamicLinear, F32Bias, QuantError, QuantParams,
+    QuantRange, QuantizedLinear, WeightParams,
 };
 
 fn unit() -> QuantParams {
@@ -291,4 +291,65 @@ fn empty_dimensions_are_valid() {
             .shape(),
         &[0, 0]
     );
+}
+
+#[test]
+fn empty_inputs_with_huge_axes_are_refused_not_panics() {
+    // Arrays with no elements can have axes of any length; what the
+    // operation would allocate for them is refused before it is tried.
+    let huge = 1usize << 62;
+    let too_large = |what: &'static str, shape: Vec<usize>| QuantError::TooLarge { what, shape };
+    let p0 = layer(0, 4);
+    let x = Array2::<i8>::zeros((huge, 0));
+    assert_eq!(
+        p0.forward(&x).unwrap_err(),
+        too_large("output", vec![huge, 4])
+    );
+    assert_eq!(
+        p0.accumulate(&x).unwrap_err(),
+        too_large("output", vec![huge, 4])
+    );
+    assert_eq!(
+        p0.forward_reference(&x).unwrap_err(),
+        too_large("output", vec![huge, 4])
+    );
+    assert_eq!(
+        p0.forward_f32(&Array2::<f32>::zeros((huge, 0)))
+            .unwrap_err(),
+        too_large("output", vec![huge, 4])
+    );
+    assert_eq!(
+        qlinear::gemm::reference::accumulate(&x, &Array2::<i8>::zeros((0, 4)), 0, &[0; 4])
+            .unwrap_err(),
+        too_large("accumulator", vec![huge, 4])
+    );
+    // No output column: the result is empty whatever the batch.
+    assert_eq!(layer(0, 0).forward(&x).unwrap().dim(), (huge, 0));
+
+    let wide = Array2::<i8>::zeros((0, huge));
+    let e = QuantizedLinear::from_quantized(wide.clone(), unit(), Bias::None, unit(), unit());
+    assert_eq!(e.unwrap_err(), too_large("per-column terms", vec![huge]));
+    assert_eq!(
+        DynamicLinear::from_quantized(wide, unit(), None).unwrap_err(),
+        too_large("per-column weight params", vec![huge])
+    );
+    assert_eq!(
+        WeightParams::from(unit())
+            .quantize(&Array2::<f32>::zeros((0, huge)))
+            .unwrap_err(),
+        too_large("per-column weight params", vec![huge])
+    );
+
+    let dynamic = DynamicLinear::from_quantized(Array2::zeros((0, 4)), unit(), None).unwrap();
+    let xf = Array2::<f32>::zeros((huge, 0));
+    assert_eq!(
+        dynamic.forward(&xf).unwrap_err(),
+        too_large("output", vec![huge, 4])
+    );
+    assert_eq!(
+        dynamic.activation_params(xf.view()).unwrap_err(),
+        too_large("activation params", vec![huge])
+    );
+    let message = p0.forward(&x).unwrap_err().to_string();
+    assert!(message.contains("[4611686018427387904, 4]") && message.contains("split the batch"));
 }

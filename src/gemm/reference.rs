@@ -12,7 +12,7 @@
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 use crate::elem::QuantElem;
-use crate::error::QuantError;
+use crate::error::{check_size, QuantError};
 
 /// Equation (7) for `x` (m×p, `i8` or `u8`) and int8 `w` (p×n) with input
 /// zero point `zx` and one weight zero point per column of `w`, in `i128`.
@@ -55,6 +55,7 @@ where
     }
     let (m, p) = x.dim();
     let n = w.ncols();
+    check_size("accumulator", &[m, n])?;
     let zx = i128::from(zx);
     let mut acc = Array2::<i128>::zeros((m, n));
     for i in 0..m {
