@@ -151,7 +151,14 @@ impl QuantParams {
         let range = QuantRange::new(range.qmin, range.qmax)?;
         let width = beta - alpha;
         let scale = width / range.steps();
-        let zero_point = (beta * f64::from(range.qmin) - alpha * f64::from(range.qmax)) / width;
+        let (qmin, qmax) = (f64::from(range.qmin), f64::from(range.qmax));
+        let mut zero_point = (beta * qmin - alpha * qmax) / width;
+        if !zero_point.is_finite() {
+            // Bounds so large that the products overflow: (4) is the same
+            // ratio with both bounds scaled by 2^-16, which is exact there.
+            let (a, b) = (alpha / 65536.0, beta / 65536.0);
+            zero_point = (b * qmin - a * qmax) / (b - a);
+        }
         let params = QuantParams {
             scale,
             zero_point: trunc_to_i32(zero_point)?,
@@ -170,9 +177,11 @@ impl QuantParams {
     /// ```
     ///
     /// so real 0 is exactly representable and the zero point lies in the
-    /// range. A degenerate range (`min == max`, including all zeros) gives
-    /// scale 1 and zero point 0, as PyTorch's observers do. NaN or infinite
-    /// bounds, or `min > max`, are errors.
+    /// range; constant data `min == max ≠ 0` becomes `[0, max]` or
+    /// `[min, 0]`, as in PyTorch's observers. Where PyTorch raises the scale
+    /// to its `eps`, this raises it to [`MIN_SCALE`] (so tiny and subnormal
+    /// ranges still give valid params), and all zeros give scale 1 and zero
+    /// point 0. NaN or infinite bounds, or `min > max`, are errors.
     ///
     /// ```
     /// # use qlinear::{QuantParams, QuantRange};
@@ -183,11 +192,11 @@ impl QuantParams {
     /// ```
     pub fn affine(min: f64, max: f64, range: QuantRange) -> Result<QuantParams, QuantError> {
         let range = QuantRange::new(range.qmin, range.qmax)?;
-        if let Some(p) = degenerate(min, max, range)? {
+        if let Some(p) = all_zero(min, max, range)? {
             return Ok(p);
         }
         let (lo, hi) = (min.min(0.0), max.max(0.0));
-        let scale = (hi - lo) / range.steps();
+        let scale = ((hi - lo) / range.steps()).max(MIN_SCALE);
         let z = (f64::from(range.qmin) - lo / scale).round_ties_even();
         let zero_point = z.clamp(f64::from(range.qmin), f64::from(range.qmax)) as i32;
         QuantParams::new(scale, zero_point)
@@ -201,8 +210,8 @@ impl QuantParams {
     /// ```
     ///
     /// as PyTorch's symmetric observers compute it (`/127.5` for int8, `/127`
-    /// for [`QuantRange::INT8_NARROW`], TFLite's symmetric weights). A
-    /// degenerate range gives scale 1 and zero point 0.
+    /// for [`QuantRange::INT8_NARROW`], TFLite's symmetric weights), raised
+    /// to at least [`MIN_SCALE`]. All zeros give scale 1 and zero point 0.
     ///
     /// ```
     /// # use qlinear::{QuantParams, QuantRange};
@@ -213,11 +222,11 @@ impl QuantParams {
     /// ```
     pub fn symmetric(min: f64, max: f64, range: QuantRange) -> Result<QuantParams, QuantError> {
         let range = QuantRange::new(range.qmin, range.qmax)?;
-        if let Some(p) = degenerate(min, max, range)? {
+        if let Some(p) = all_zero(min, max, range)? {
             return Ok(p);
         }
         let bound = min.abs().max(max.abs());
-        let scale = bound / (range.steps() / 2.0);
+        let scale = (bound / (range.steps() / 2.0)).max(MIN_SCALE);
         let zero_point = if range.qmin < 0 {
             0
         } else {
@@ -263,8 +272,10 @@ pub enum Scheme {
 
 impl Scheme {
     /// Parameters for `[min, max]` onto `range` under this scheme. For every
-    /// scheme `min == max` gives scale 1 and zero point 0, and NaN or
-    /// infinite bounds or `min > max` are errors.
+    /// scheme all zeros give scale 1 and zero point 0, other constant data
+    /// (`min == max`) is widened to include 0 (the notebook's formula would
+    /// divide by zero), and NaN or infinite bounds or `min > max` are
+    /// errors.
     ///
     /// ```
     /// # use qlinear::{QuantRange, Scheme};
@@ -273,27 +284,33 @@ impl Scheme {
     /// ```
     pub fn params(self, min: f64, max: f64, range: QuantRange) -> Result<QuantParams, QuantError> {
         match self {
-            Scheme::Notebook => match degenerate(min, max, range)? {
-                Some(p) => Ok(p),
-                None => QuantParams::from_range_in(min, max, range),
-            },
+            Scheme::Notebook => {
+                let range = QuantRange::new(range.qmin, range.qmax)?;
+                match all_zero(min, max, range)? {
+                    Some(p) => Ok(p),
+                    None if min == max => {
+                        QuantParams::from_range_in(min.min(0.0), max.max(0.0), range)
+                    }
+                    None => QuantParams::from_range_in(min, max, range),
+                }
+            }
             Scheme::Affine => QuantParams::affine(min, max, range),
             Scheme::Symmetric => QuantParams::symmetric(min, max, range),
         }
     }
 }
 
-/// The shared edge cases of [`QuantParams::affine`] and
-/// [`QuantParams::symmetric`]: invalid bounds are errors, `min == max` gives
-/// scale 1 and zero point 0.
-fn degenerate(min: f64, max: f64, range: QuantRange) -> Result<Option<QuantParams>, QuantError> {
+/// The edge cases every scheme shares: invalid bounds are errors, and all
+/// zeros (no width even after widening to include 0) give scale 1 and zero
+/// point 0. `range` must be valid.
+fn all_zero(min: f64, max: f64, range: QuantRange) -> Result<Option<QuantParams>, QuantError> {
     if !(min.is_finite() && max.is_finite()) || min > max {
         return Err(QuantError::InvalidRange {
             alpha: min,
             beta: max,
         });
     }
-    if min == max {
+    if min == 0.0 && max == 0.0 {
         return Ok(Some(QuantParams {
             scale: 1.0,
             zero_point: 0i32.clamp(range.qmin, range.qmax),
@@ -350,7 +367,7 @@ mod tests {
                 "{s}"
             );
         }
-        assert!(QuantParams::new(MIN_SCALE * 1.0001, 0).is_ok());
+        assert!(QuantParams::new(MIN_SCALE, 0).is_ok());
     }
 
     #[test]
@@ -379,17 +396,65 @@ mod tests {
     }
 
     #[test]
+    fn huge_bounds_do_not_overflow_the_zero_point() {
+        // β·qmin − α·qmax would be −∞ + ∞ in f64; (4) is −0.5 → int() gives 0.
+        let p = QuantParams::from_range(-1e307, 1e307).unwrap();
+        assert_eq!((p.scale, p.zero_point), (2e307 / 255.0, 0));
+        let p = QuantParams::from_range(-1e307, 3e307).unwrap();
+        assert_eq!(p.zero_point, -64); // trunc((3·(−128) + 127)/4) = trunc(−64.25)
+    }
+
+    #[test]
     fn degenerate_and_invalid_ranges() {
         for scheme in [QuantParams::affine, QuantParams::symmetric] {
-            for (lo, hi) in [(0.0, 0.0), (3.5, 3.5), (-2.0, -2.0)] {
-                let p = scheme(lo, hi, QuantRange::INT8).unwrap();
-                assert_eq!((p.scale, p.zero_point), (1.0, 0));
+            let p = scheme(0.0, 0.0, QuantRange::INT8).unwrap();
+            assert_eq!((p.scale, p.zero_point), (1.0, 0));
+            // Tiny and subnormal widths: the scale is raised to MIN_SCALE.
+            for hi in [1e-40, 5e-324] {
+                let p = scheme(0.0, hi, QuantRange::INT8).unwrap();
+                assert_eq!(p.scale, MIN_SCALE);
+                assert!(p.validate().is_ok());
             }
             for (lo, hi) in [(f64::NAN, 1.0), (0.0, f64::INFINITY), (1.0, 0.0)] {
                 assert!(matches!(
                     scheme(lo, hi, QuantRange::INT8),
                     Err(QuantError::InvalidRange { .. })
                 ));
+            }
+        }
+    }
+
+    #[test]
+    fn constant_data_is_widened_to_include_zero() {
+        let affine = |v| QuantParams::affine(v, v, QuantRange::INT8).unwrap();
+        assert_eq!(
+            (affine(3.5).scale, affine(3.5).zero_point),
+            (3.5 / 255.0, -128)
+        );
+        assert_eq!(
+            (affine(-2.0).scale, affine(-2.0).zero_point),
+            (2.0 / 255.0, 127)
+        );
+        let p = QuantParams::symmetric(-2.0, -2.0, QuantRange::INT8).unwrap();
+        assert_eq!((p.scale, p.zero_point), (2.0 / 127.5, 0));
+        let p = Scheme::Notebook.params(3.5, 3.5, QuantRange::INT8).unwrap();
+        assert_eq!(p, QuantParams::from_range(0.0, 3.5).unwrap());
+        let p = Scheme::Notebook.params(0.0, 0.0, QuantRange::INT8).unwrap();
+        assert_eq!((p.scale, p.zero_point), (1.0, 0));
+    }
+
+    #[test]
+    fn every_scheme_checks_the_target_range_first() {
+        let reversed = QuantRange { qmin: 5, qmax: -5 };
+        for scheme in [Scheme::Notebook, Scheme::Affine, Scheme::Symmetric] {
+            for (lo, hi) in [(0.0, 0.0), (1.0, 1.0), (-1.0, 1.0)] {
+                assert!(
+                    matches!(
+                        scheme.params(lo, hi, reversed),
+                        Err(QuantError::InvalidTargetRange { qmin: 5, qmax: -5 })
+                    ),
+                    "{scheme:?} [{lo}, {hi}]"
+                );
             }
         }
     }

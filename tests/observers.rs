@@ -9,9 +9,9 @@
 use ndarray::{s, Array1, Array2, Axis};
 use qlinear::observer::Histogram;
 use qlinear::{
-    dequantize, quantize, sqnr_db, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver,
-    Observer, PerChannelMinMaxObserver, PercentileObserver, QuantError, QuantParams, QuantRange,
-    Scheme,
+    dequantize, quantize, quantize_as, sqnr_db, HistogramObserver, MinMaxObserver,
+    MovingAverageMinMaxObserver, Observer, PerChannelMinMaxObserver, PercentileObserver,
+    QuantError, QuantParams, QuantRange, Scheme,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -453,8 +453,8 @@ fn an_all_nan_batch_does_not_count_as_the_first_moving_average_batch() {
 }
 
 #[test]
-fn constant_data_and_all_zeros_give_scale_1_zero_point_0() {
-    for value in [0.0f32, 2.5, -7.0] {
+fn constant_data_is_exact_and_all_zeros_give_scale_1_zero_point_0() {
+    for value in [0.0f32, 2.5, -7.0, 0.3] {
         for (name, mut o) in every_observer() {
             o.observe_slice(&[value; 100]);
             o.observe_slice(&[value; 3]);
@@ -463,7 +463,28 @@ fn constant_data_and_all_zeros_give_scale_1_zero_point_0() {
             for scheme in [Scheme::Notebook, Scheme::Affine, Scheme::Symmetric] {
                 for target in [QuantRange::INT8, QuantRange::UINT8] {
                     let p = o.params(scheme, target).unwrap();
-                    assert_eq!((p.scale, p.zero_point), (1.0, 0), "{name} {value}");
+                    if value == 0.0 {
+                        assert_eq!((p.scale, p.zero_point), (1.0, 0), "{name}");
+                    }
+                    // The constant is an end of the range widened to include
+                    // 0, so it survives a round trip (to f32 rounding); the
+                    // symmetric int8 scale (max/127.5) may clip it by half a
+                    // step, as in PyTorch.
+                    let x = ndarray::array![value];
+                    let back = if target == QuantRange::INT8 {
+                        dequantize(&quantize_as::<i8, _, _>(&x, p, target).unwrap(), p)[0]
+                    } else {
+                        dequantize(&quantize_as::<u8, _, _>(&x, p, target).unwrap(), p)[0]
+                    };
+                    let tolerance = if scheme == Scheme::Symmetric {
+                        p.scale as f32 / 2.0 * 1.0001
+                    } else {
+                        1e-6 * value.abs()
+                    };
+                    assert!(
+                        (back - value).abs() <= tolerance,
+                        "{name} {scheme:?} {target:?} {value}: {back}"
+                    );
                 }
             }
         }
@@ -549,8 +570,8 @@ fn per_channel_edge_cases() {
     assert_eq!(o.ranges().unwrap(), vec![(-1.0, 1.0), (4.0, 4.0)]);
     assert_eq!(o.skipped(), 3);
     let p = o.params(Scheme::Affine, QuantRange::INT8).unwrap();
-    assert_eq!((p[1].scale, p[1].zero_point), (1.0, 0)); // constant column
-                                                         // Strided and transposed views are read by logical index.
+    assert_eq!((p[1].scale, p[1].zero_point), (4.0 / 255.0, -128)); // constant column: [0, 4]
+                                                                    // Strided and transposed views are read by logical index.
     let big = Array2::from_shape_fn((6, 4), |(i, j)| (i * 10 + j) as f32);
     let mut v = PerChannelMinMaxObserver::new();
     v.observe(&big.slice(s![..;2, ..;-1])).unwrap();

@@ -392,7 +392,7 @@ fn dynamic_edges() {
             .shape(),
         &[0, 2]
     );
-    // All zeros and constant rows: scale 1, zero point 0, exact zeros out.
+    // All zeros: scale 1, zero point 0, exact zeros out.
     assert_eq!(
         layer.forward(&Array2::<f32>::zeros((2, 3))).unwrap(),
         Array2::<f32>::zeros((2, 2))

@@ -70,8 +70,9 @@
 //! - **An empty batch** is a no-op.
 //! - **Nothing observed yet** (no finite value so far): [`Observer::range`]
 //!   and [`Observer::params`] return [`QuantError::NothingObserved`].
-//! - **Constant data**, all zeros included, gives `min == max`, for which
-//!   every [`Scheme`] returns scale 1 and zero point 0.
+//! - **Constant data** gives `min == max`. Every [`Scheme`] widens it to
+//!   include 0, so the constant is an end of the range and quantizes
+//!   exactly; all zeros give scale 1 and zero point 0.
 //! - **One-sided data** (all positive or all negative) is reported as is;
 //!   [`Scheme::Affine`] then widens the range to include 0, so the zero
 //!   point lands on `qmin` or `qmax` and real 0 stays exact.
