@@ -74,6 +74,11 @@ fn frexp(m: f64) -> (f64, i32) {
 
 /// `acc · M` in fixed point, (19), saturated to `i32`.
 ///
+/// Defined for every `QuantizedMultiplier`, including hand-built ones
+/// outside what [`quantize_multiplier`] returns: shifts beyond ±40 act as
+/// ±40 (the operand has saturated, or every bit is shifted out), and the
+/// single rounding is taken in 128 bits where 64 could overflow.
+///
 /// ```
 /// use qlinear::requant::{multiply_by_quantized_multiplier, quantize_multiplier, Rounding};
 /// let m = quantize_multiplier(0.3).unwrap();
@@ -88,6 +93,7 @@ pub fn multiply_by_quantized_multiplier(x: i32, m: QuantizedMultiplier, rounding
     } = m;
     match rounding {
         Rounding::HalfUp | Rounding::Double => {
+            let shift = shift.clamp(-40, 40);
             let left = shift.max(0);
             let right = (-shift).max(0);
             let high = srdhm(saturating_shl(x, left), q);
@@ -103,8 +109,15 @@ pub fn multiply_by_quantized_multiplier(x: i32, m: QuantizedMultiplier, rounding
             } else {
                 (q, shift)
             };
-            let total = 31 - shift;
-            let v = (i64::from(x) * i64::from(q) + (1i64 << (total - 1))) >> total;
+            // |x·q| ≤ 2^62, so the nudged sum fits in i64 up to a shift of
+            // 62 bits, and past 64 bits it always rounds to 0.
+            let total = 31 - i64::from(shift);
+            let product = i64::from(x) * i64::from(q);
+            let v = match total {
+                ..=62 => (product + (1i64 << (total - 1))) >> total,
+                63..=64 => ((i128::from(product) + (1i128 << (total - 1))) >> total) as i64,
+                _ => 0,
+            };
             saturate(v)
         }
     }
@@ -237,6 +250,40 @@ mod tests {
         assert_eq!(rounding_divide_by_pot(-(1 << 30), 31), -1);
         assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
         assert_eq!(rounding_divide_by_pot(i32::MAX, 31), 1);
+    }
+
+    #[test]
+    fn hand_built_multipliers_with_extreme_shifts_are_defined() {
+        // Every bit shifted out: 0, or −1 where a rounding rule says so.
+        let roundings = [Rounding::HalfUp, Rounding::Double, Rounding::Single];
+        for shift in [-33, -40, -63, -64, -1000, i32::MIN] {
+            for rounding in roundings {
+                for x in [1000, -1000, i32::MAX, i32::MIN, 0] {
+                    let m = qm(1 << 30, shift);
+                    let r = multiply_by_quantized_multiplier(x, m, rounding);
+                    assert_eq!(r, 0, "{x} {shift} {rounding:?}");
+                }
+            }
+        }
+        // Shift −32 with q = x = i32::MIN: the product is 2^62; ×2^−63 is 0.5.
+        let m = qm(i32::MIN, -32);
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, m, Rounding::Single),
+            1
+        );
+        // Left shifts of 31 and more all saturate the same way.
+        for rounding in roundings {
+            let at = |x, shift| multiply_by_quantized_multiplier(x, qm(1 << 30, shift), rounding);
+            assert!(
+                at(3, 31) >= 1 << 30 && at(-3, 31) <= -(1 << 30),
+                "{rounding:?}"
+            );
+            for shift in [40, 1000, i32::MAX] {
+                assert_eq!(at(3, shift), at(3, 31), "{rounding:?}");
+                assert_eq!(at(-3, shift), at(-3, 31), "{rounding:?}");
+                assert_eq!(at(0, shift), 0);
+            }
+        }
     }
 
     #[test]
