@@ -7,7 +7,7 @@
 //! see the numbers.
 
 use ndarray::{s, Array1, Array2, Axis};
-use qlinear::observer::Histogram;
+use qlinear::observer::{Histogram, MAX_BINS};
 use qlinear::{
     dequantize, quantize, quantize_as, sqnr_db, HistogramObserver, MinMaxObserver,
     MovingAverageMinMaxObserver, Observer, PerChannelMinMaxObserver, PercentileObserver,
@@ -114,7 +114,7 @@ fn min_max_of_uniform_batches_is_the_exact_extremes() {
 }
 
 #[test]
-fn moving_average_follows_21_and_converges() {
+fn moving_average_follows_31_and_converges() {
     let mut rng = StdRng::seed_from_u64(2);
     let mut o = MovingAverageMinMaxObserver::new();
     assert_eq!(o.averaging_constant(), 0.01);
@@ -127,8 +127,8 @@ fn moving_average_follows_21_and_converges() {
         batch[k % 64] = -1.0;
         batch[(k + 7) % 64] = 1.0;
         o.observe(&Array1::from(batch));
-        min += 0.01 * (-1.0 - min);
-        max += 0.01 * (1.0 - max);
+        min = (1.0 - 0.01) * min - 0.01;
+        max = (1.0 - 0.01) * max + 0.01;
         if k < 3 {
             assert_eq!(o.range().unwrap(), (min, max), "batch {k}");
         }
@@ -150,6 +150,40 @@ fn moving_average_follows_21_and_converges() {
     }
     assert_eq!(last.range().unwrap(), (-1.0, 2.0));
     assert_eq!(first.range().unwrap(), (-5.0, 5.0));
+    // Even after a batch far larger than the next one, where
+    // old + c·(new − old) cancels (1e38 + (5 − 1e38) = 0 < 5).
+    let mut last = MovingAverageMinMaxObserver::with_averaging_constant(1.0).unwrap();
+    last.observe(&Array1::from(vec![0.0f32, 1e38]));
+    last.observe(&Array1::from(vec![5.0f32]));
+    assert_eq!(last.range().unwrap(), (5.0, 5.0));
+}
+
+#[test]
+fn moving_averages_never_invert_the_range() {
+    let mut rng = StdRng::seed_from_u64(31);
+    for c in [1.0, 0.9, 0.5, 0.01, 1e-9] {
+        let mut o = MovingAverageMinMaxObserver::with_averaging_constant(c).unwrap();
+        let mut pc = PerChannelMinMaxObserver::new()
+            .with_averaging_constant(c)
+            .unwrap();
+        for _ in 0..2000 {
+            // Batches of wildly different magnitudes, some of one value.
+            let scale = 10f32.powi(rng.random_range(-30..=38));
+            let a = rng.random_range(-1.0f32..1.0) * scale;
+            let b = if rng.random_bool(0.3) {
+                a
+            } else {
+                rng.random_range(-1.0f32..1.0) * scale
+            };
+            o.observe(&Array1::from(vec![a, b]));
+            pc.observe(&Array2::from_shape_vec((2, 1), vec![a, b]).unwrap())
+                .unwrap();
+            let (lo, hi) = o.range().unwrap();
+            assert!(lo <= hi, "c = {c}: [{lo}, {hi}]");
+            let (lo, hi) = pc.ranges().unwrap()[0];
+            assert!(lo <= hi, "per channel, c = {c}: [{lo}, {hi}]");
+        }
+    }
 }
 
 #[test]
@@ -629,9 +663,12 @@ fn bad_configurations_are_errors_not_panics() {
             "{lo} {hi}"
         );
     }
-    assert!(bad(HistogramObserver::new().with_bins(0).map(|_| ())));
     let pct = PercentileObserver::new(1.0, 99.0).unwrap();
-    assert!(bad(pct.with_bins(0).map(|_| ())));
+    for bins in [0, MAX_BINS + 1, usize::MAX] {
+        assert!(bad(HistogramObserver::new().with_bins(bins).map(|_| ())));
+        assert!(bad(pct.clone().with_bins(bins).map(|_| ())));
+    }
+    assert!(HistogramObserver::new().with_bins(MAX_BINS).is_ok());
     assert!(bad(PerChannelMinMaxObserver::with_axis(Axis(2)).map(|_| ())));
     let msg = MovingAverageMinMaxObserver::with_averaging_constant(1.5)
         .unwrap_err()

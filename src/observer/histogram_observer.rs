@@ -81,7 +81,7 @@ impl HistogramObserver {
     /// This observer with `bins` bins instead, and nothing observed: more
     /// bins resolve the range more finely, the search costs O(bins²) at worst.
     ///
-    /// Errors if `bins` is 0.
+    /// Errors if `bins` is 0 or above [`MAX_BINS`](super::MAX_BINS).
     pub fn with_bins(self, bins: usize) -> Result<HistogramObserver, QuantError> {
         super::check_bins(bins)?;
         Ok(HistogramObserver {

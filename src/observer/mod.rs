@@ -20,8 +20,10 @@
 //!
 //! ```text
 //! (30) min_t = min(min_{t−1}, min_i x_i)        max_t = max(max_{t−1}, max_i x_i)
-//! (31) min_1 = min_i x_i                        min_t = min_{t−1} + c·(min_i x_i − min_{t−1})
-//!      (the same for max; c = 0.01 by default, PyTorch's averaging constant)
+//! (31) min_1 = min_i x_i                        min_t = (1 − c)·min_{t−1} + c·min_i x_i
+//!      (the same for max; c = 0.01 by default, PyTorch's averaging constant;
+//!      PyTorch writes min_{t−1} + c·(min_i x_i − min_{t−1}), equal in exact
+//!      arithmetic, but in floating point that form can cancel to min > max)
 //! (32) min[j] = min_i W[i, j]                   max[j] = max_i W[i, j]
 //!      (channel j = output column of W: p×n; across batches (30), or (31) per channel)
 //! ```
@@ -245,16 +247,30 @@ pub(crate) fn check_averaging_constant(c: f64) -> Result<(), QuantError> {
     }
 }
 
-/// A histogram needs at least one bin.
+/// Most bins a histogram may have: 32× PyTorch's 2048, and small enough
+/// that the least-error search, O(bins²) at worst, stays in seconds.
+pub const MAX_BINS: usize = 1 << 16;
+
+/// A histogram needs at least one bin, and at most [`MAX_BINS`].
 pub(crate) fn check_bins(bins: usize) -> Result<(), QuantError> {
-    if bins > 0 {
+    if (1..=MAX_BINS).contains(&bins) {
         Ok(())
     } else {
         Err(QuantError::InvalidConfig {
-            what: "a histogram needs at least one bin",
-            value: 0.0,
+            what: "a histogram needs between 1 and MAX_BINS (65 536) bins",
+            value: bins as f64,
         })
     }
+}
+
+/// One step of (31) for a `(min, max)` pair, written as the convex
+/// combination `(1 − c)·old + c·new`: equal to (31) in exact arithmetic,
+/// and in floating point it keeps `min ≤ max` (rounding is monotone) and
+/// gives exactly `new` for `c = 1`, where `old + c·(new − old)` can cancel
+/// (`old = 1e38`, `new = 5` gives 0).
+pub(crate) fn moving_average(old: (f64, f64), new: (f64, f64), c: f64) -> (f64, f64) {
+    let keep = 1.0 - c;
+    (keep * old.0 + c * new.0, keep * old.1 + c * new.1)
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ impl Observer for MovingAverageMinMaxObserver {
         let c = self.averaging_constant;
         self.bounds = Some(match self.bounds {
             None => (lo, hi),
-            Some((min, max)) => (min + c * (lo - min), max + c * (hi - max)),
+            Some(old) => super::moving_average(old, (lo, hi), c),
         });
     }
 

@@ -139,7 +139,7 @@ impl PerChannelMinMaxObserver {
             *bounds = Some(match (*bounds, self.averaging_constant) {
                 (None, _) => (lo, hi),
                 (Some((min, max)), None) => (min.min(lo), max.max(hi)),
-                (Some((min, max)), Some(c)) => (min + c * (lo - min), max + c * (hi - max)),
+                (Some(old), Some(c)) => super::moving_average(old, (lo, hi), c),
             });
         }
         Ok(())

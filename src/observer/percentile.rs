@@ -62,7 +62,7 @@ impl PercentileObserver {
     /// percentiles are interpolated within a bin, so they are exact for
     /// values uniform within each bin.
     ///
-    /// Errors if `bins` is 0.
+    /// Errors if `bins` is 0 or above [`MAX_BINS`](super::MAX_BINS).
     pub fn with_bins(self, bins: usize) -> Result<PercentileObserver, QuantError> {
         super::check_bins(bins)?;
         Ok(PercentileObserver {
