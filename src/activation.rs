@@ -69,7 +69,8 @@ impl FusedActivation {
 }
 
 /// The clamp for a real output range `[lo, hi]` (e.g. a fused ReLU-n), by
-/// the same rule as (21).
+/// the same rule as (21). Errors for a non-finite or reversed range, or
+/// invalid `output` params.
 ///
 /// ```
 /// use qlinear::{activation::clamp_for_real_range, ElemKind, QuantParams};
@@ -89,6 +90,7 @@ pub fn clamp_for_real_range(
             beta: f64::from(hi),
         });
     }
+    output.validate()?;
     let range = kind.range();
     let fit = |v: i64| v.clamp(i64::from(range.qmin), i64::from(range.qmax)) as i32;
     Ok((

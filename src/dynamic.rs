@@ -13,6 +13,10 @@
 //!      y[i,j]   = f32(acc[i,j]) · f32(f32(s_X[i])·f32(s_W[j])) + b[j]            f32, in this order
 //! ```
 //!
+//! (ONNX Runtime's order.) Where the scale product overflows `f32`, a zero
+//! accumulator still gives `0 + b[j]` (ONNX Runtime would give NaN);
+//! weight scales beyond `f32` and non-finite biases are refused.
+//!
 //! With [`Granularity::PerRow`] a row's result depends on that row alone:
 //! it is the same whether the row is run alone or in any batch.
 
@@ -121,9 +125,19 @@ impl DynamicLinear {
         let weight = weight.into();
         let (p, n) = w_q.dim();
         let (scales, zero_points) = weight.expand(n)?;
+        // (23) takes s_W in f32.
+        if let Some(&scale) = scales.iter().find(|&&s| !(s as f32).is_finite()) {
+            return Err(QuantError::InvalidScale { scale });
+        }
         if let Some(b) = &bias {
             check_len("bias", n, b.len())?;
-            check_no_nan(b, "bias")?;
+            if let Some((index, &v)) = b.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(QuantError::NonFinite {
+                    what: "bias",
+                    index,
+                    value: f64::from(v),
+                });
+            }
         }
         let activations = DynamicActivations::default();
         let kernel = KernelChoice::select(activations.range);
@@ -360,7 +374,10 @@ impl Epilogue<f32> for Dequantize<'_> {
                 let sx = self.row_scales[i];
                 let scales = &l.weight_scales[j0..j0 + cols];
                 for ((o, &acc), &sw) in out.iter_mut().zip(accs).zip(scales) {
-                    *o = acc as f32 * (sx * sw);
+                    // An f32 scale product can overflow to ∞, where a zero
+                    // accumulator must still give 0, not ∞·0 = NaN.
+                    let y = acc as f32 * (sx * sw);
+                    *o = if acc == 0 { 0.0 } else { y };
                 }
                 if let Some(b) = &l.bias {
                     for (o, &b) in out.iter_mut().zip(b.slice(s![j0..j0 + cols])) {

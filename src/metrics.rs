@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Both are computed in `f64`. A perfect match gives an SQNR of `+∞`; an
-//! all-zero reference matched exactly (or empty arrays) gives NaN, as does a
-//! NaN in either array, for both measures.
+//! all-zero reference matched exactly, or empty arrays, give an SQNR of NaN
+//! (and a largest error of 0). A NaN in either array gives NaN for both
+//! measures.
 
 use ndarray::{ArrayBase, Data, Dimension};
 

@@ -73,7 +73,9 @@ pub(crate) fn dequantize_value(q: i32, params: QuantParams) -> f32 {
 ///
 /// Works on arrays of any dimension and layout (views, transposed and
 /// strided views); the result has the same shape. NaN maps to the zero point
-/// clamped to `[-128, 127]`; use [`try_quantize`] to refuse NaN instead.
+/// clamped to `[-128, 127]`, and `params` are used as given (a struct
+/// literal can hold a scale [`QuantParams::new`] refuses; the result is
+/// still clamped); use [`try_quantize`] to refuse both instead.
 ///
 /// ```
 /// use ndarray::array;
@@ -97,8 +99,9 @@ where
 /// Quantizes `x` to `T` (`i8` or `u8`) within `range`, equation (5): for
 /// the uint8, narrow and reduced ranges of [`QuantRange`].
 ///
-/// Errors if `range` does not fit in `T`. NaN maps to the zero point clamped
-/// into `range`.
+/// Errors if `range` does not fit in `T` or `params` are invalid (built by
+/// a struct literal with a scale [`QuantParams::new`] refuses). NaN maps to
+/// the zero point clamped into `range`.
 ///
 /// ```
 /// use ndarray::array;
@@ -122,6 +125,7 @@ where
     D: Dimension,
 {
     check_range_fits::<T>(range)?;
+    params.validate()?;
     let quantizer = ScalarQuantizer::new(params, range);
     Ok(x.mapv(|v| T::from_i32_clamped(quantizer.quantize(v))))
 }
@@ -140,7 +144,7 @@ pub(crate) fn check_range_fits<T: QuantElem>(range: QuantRange) -> Result<(), Qu
 }
 
 /// Like [`quantize`], but a NaN anywhere in `x` is an error naming its
-/// position.
+/// position, and so are invalid `params`.
 ///
 /// ```
 /// use ndarray::array;
@@ -158,6 +162,7 @@ where
     S: Data<Elem = f32>,
     D: Dimension,
 {
+    params.validate()?;
     check_no_nan(x, "input")?;
     Ok(quantize(x, params))
 }

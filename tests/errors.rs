@@ -353,3 +353,28 @@ fn empty_inputs_with_huge_axes_are_refused_not_panics() {
     let message = p0.forward(&x).unwrap_err().to_string();
     assert!(message.contains("[4611686018427387904, 4]") && message.contains("split the batch"));
 }
+
+#[test]
+fn fallible_quantizers_check_params_built_by_struct_literal() {
+    let bad = QuantParams {
+        scale: f64::NAN,
+        zero_point: 0,
+    };
+    let x = array![1.0f32];
+    assert!(matches!(
+        try_quantize(&x, bad),
+        Err(QuantError::InvalidScale { .. })
+    ));
+    assert!(matches!(
+        qlinear::quantize_as::<i8, _, _>(&x, bad, QuantRange::INT8),
+        Err(QuantError::InvalidScale { .. })
+    ));
+    for scale in [-0.1, 0.0, f64::NAN] {
+        let out = QuantParams {
+            scale,
+            zero_point: 0,
+        };
+        let r = qlinear::activation::clamp_for_real_range(-1.0, 1.0, out, qlinear::ElemKind::Int8);
+        assert!(matches!(r, Err(QuantError::InvalidScale { .. })), "{scale}");
+    }
+}

@@ -413,3 +413,48 @@ fn dynamic_edges() {
         array![[0.5f32, 2.0]]
     );
 }
+
+#[test]
+fn dynamic_extremes_give_finite_exact_zero_columns_and_clear_errors() {
+    let unit = QuantParams::new(1.0, 0).unwrap();
+    // Weight scales beyond f32 and infinite biases are refused.
+    let huge = QuantParams::new(1e300, 0).unwrap();
+    assert!(matches!(
+        DynamicLinear::from_quantized(array![[0i8, 1]], huge, None),
+        Err(QuantError::InvalidScale { scale }) if scale == 1e300
+    ));
+    assert!(matches!(
+        DynamicLinear::from_quantized(array![[1i8, 1]], unit, Some(array![0.5f32, f32::INFINITY])),
+        Err(QuantError::NonFinite {
+            what: "bias",
+            index: 1,
+            ..
+        })
+    ));
+    // s_X·s_W overflows f32 (s_X ≈ 3e38/127, s_W = 1e3): a column whose
+    // accumulator is 0 is still exactly its bias, the other saturates to ∞.
+    let w = QuantParams::new(1e3, 0).unwrap();
+    let layer =
+        DynamicLinear::from_quantized(array![[0i8, 1]], w, Some(array![0.5f32, 0.5])).unwrap();
+    let y = layer.forward(&array![[3e38f32]]).unwrap();
+    assert_eq!(y[[0, 0]], 0.5);
+    assert_eq!(y[[0, 1]], f32::INFINITY);
+    // Rows of tiny or subnormal values get the smallest valid scale instead
+    // of an error for the whole batch.
+    let layer = DynamicLinear::from_quantized(array![[1i8]], unit, None).unwrap();
+    let y = layer.forward(&array![[1e-40f32], [2.0]]).unwrap();
+    assert_eq!(y[[1, 0]], 2.0);
+    assert!(y[[0, 0]].abs() <= 1e-38, "{}", y[[0, 0]]);
+    // A constant row is widened to include 0, so it is represented exactly
+    // (it used to get scale 1: 0.3 became 0 and 1000 saturated).
+    let layer = DynamicLinear::from_quantized(
+        array![[1i8]],
+        QuantParams::new(1.0 / 127.0, 0).unwrap(),
+        None,
+    )
+    .unwrap();
+    let y = layer.forward(&array![[0.3f32]]).unwrap()[[0, 0]];
+    assert!((y - 0.3 / 127.0).abs() < 1e-6, "{y}");
+    let y = layer.forward(&array![[1000.0f32]]).unwrap()[[0, 0]];
+    assert!((y - 1000.0 / 127.0).abs() < 1e-3, "{y}");
+}
