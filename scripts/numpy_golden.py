@@ -1,7 +1,7 @@
 """Golden vectors for qlinear's numpy-parity tests.
 
 Runs the seed notebook's own functions (copied verbatim below from
-seed/notebook.txt) on many random and edge-case inputs and writes what numpy
+docs/seed_notebook.txt) on many random and edge-case inputs and writes what numpy
 computed to tests/data/numpy_golden.json. CI never runs this: the JSON is
 committed. Regenerate with
 

@@ -22,7 +22,7 @@
 //! # Ok::<(), qlinear::QuantError>(())
 //! ```
 //!
-//! The arithmetic is the notebook's (`seed/notebook.txt`), reproduced bit
+//! The arithmetic is the seed notebook's (`docs/seed_notebook.txt`), reproduced bit
 //! for bit: [`quantize()`] in `f32` with ties to even, [`dequantize()`] in
 //! `f64`, an exact integer accumulator (never a silent wrap), and the `f64`
 //! requantization of [`Requantizer::Float64`]. Beyond it:

@@ -10,8 +10,9 @@
 //! ```
 //!
 //! where `shift` moves the activations into the kernel's domain (0 for
-//! int8 into the int8 kernels, ±128 or +64 otherwise); (11) equals (7)
-//! exactly for every shift. `c[j]` and the column sums belong to the
+//! int8 into the int8 kernels and u8 into the u8 ones, ±128 between them,
+//! and `−qmin` of the declared 7-bit range for the u7 kernel); (11) equals
+//! (7) exactly for every shift. `c[j]` and the column sums belong to the
 //! weights and are computed once, at construction, with the output stage's
 //! per-column constants. Every term of (11) is bounded by
 //!
@@ -558,8 +559,10 @@ impl QuantizedLinear {
     /// Bytes the packed weights take, column sums included: the layer's
     /// weight memory. That is `kp·n_pad + 8n + 64` for `p·n` int8 weights,
     /// with `p` padded to the kernel's k-group, `n` to its panel width (at
-    /// most 32) and 64 bytes to start the panels on a cache line: at most
-    /// 1.1× the int8 bytes once `p ≥ 100` and `n ≥ 320`.
+    /// most 32) and 64 bytes to start the panels on a cache line: 1.002×
+    /// the int8 bytes at 4096×4096, and at most 1.1× once `p ≥ 256` and
+    /// `n ≥ 640`. Small shapes just past a multiple of 32 columns pad more
+    /// (101×321: 1.21× with 32-column panels).
     pub fn packed_weight_bytes(&self) -> usize {
         self.packed.bytes()
     }

@@ -219,7 +219,7 @@ pub(crate) fn compute<K, O, E>(
                 // The block's first tile reads the panel from memory; the
                 // others find it in L2. Measured (A/B, 41 rounds): +4–42 %
                 // at 1×4096×4096 and +18–45 % at 4×4096×4096 across the
-                // kernels, level or up to +8 % on the large shapes.
+                // kernels, level or up to +13 % on the large shapes.
                 let tile = if i == block_start {
                     K::tile::<true>
                 } else {
