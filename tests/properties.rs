@@ -41,6 +41,17 @@ const ZERO_POINTS: [i32; 10] = [
     i32::MIN,
 ];
 
+/// A fast deterministic bit stream for test data (xorshift64).
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
 /// Mostly valid scales, sometimes invalid ones.
 fn scale_index() -> impl Strategy<Value = usize> {
     prop_oneof![12 => 0usize..11, 1 => 11usize..14]
@@ -85,8 +96,8 @@ proptest! {
         output_shift in prop::option::weighted(0.75, 0i32..24),
         bias in prop::option::of(prop_oneof![-100_000i32..100_000, any::<i32>()]),
     ) {
-        let mut s = seed | 1;
-        let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s as i8 };
+        let mut bits = xorshift(seed);
+        let mut next = move || bits() as i8;
         let w = Array2::from_shape_simple_fn((p, n), &mut next);
         let x = Array2::from_shape_simple_fn((m, p), &mut next);
         let bias = bias.map_or(Bias::None, |b| Bias::Int32(vec![b; n].into()));
@@ -137,8 +148,7 @@ proptest! {
         (per_row, scheme, unsigned) in (any::<bool>(), 0u8..3, any::<bool>()),
         bias in prop::option::of(-1e30f32..1e30),
     ) {
-        let mut s = seed | 1;
-        let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+        let mut next = xorshift(seed);
         let w = Array2::from_shape_simple_fn((p, n), || next() as i8);
         let x = Array2::from_shape_simple_fn((m, p), || {
             (next() as i32 as f32 / i32::MAX as f32) * 10f32.powi(magnitude)
@@ -169,8 +179,8 @@ proptest! {
         scale_exp in -9i32..-3,
         mode in any::<u8>(),
     ) {
-        let mut s = seed | 1;
-        let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s as i8 };
+        let mut bits = xorshift(seed);
+        let mut next = move || bits() as i8;
         let w = Array2::from_shape_simple_fn((p, n), &mut next);
         let x = Array2::from_shape_simple_fn((m, p), &mut next);
         let px = QuantParams::new(0.05, zx).unwrap();
