@@ -30,7 +30,7 @@ use crate::gemm::KernelChoice;
 use crate::linear::{check_bound, check_len, to_matrix, Terms};
 use crate::observer::{MinMaxObserver, Observer};
 use crate::params::{QuantParams, QuantRange, Scheme};
-use crate::quantize::{check_no_nan, check_range_fits, ScalarQuantizer};
+use crate::quantize::{check_finite, check_range_fits, ScalarQuantizer};
 use crate::weights::{negated_zero_points, WeightParams};
 
 /// Which values share one set of activation parameters.
@@ -103,6 +103,9 @@ impl Default for DynamicActivations {
 pub struct DynamicLinear {
     packed: PackedWeights,
     kernel: KernelChoice,
+    /// What [`KERNEL_ENV`](crate::gemm::KERNEL_ENV) named when the layer
+    /// was built.
+    kernel_from_env: Option<KernelChoice>,
     weight: WeightParams,
     weight_scales: Vec<f32>,
     /// `−z_W[j]`; empty when every weight zero point is 0.
@@ -131,16 +134,11 @@ impl DynamicLinear {
         }
         if let Some(b) = &bias {
             check_len("bias", n, b.len())?;
-            if let Some((index, &v)) = b.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(QuantError::NonFinite {
-                    what: "bias",
-                    index,
-                    value: f64::from(v),
-                });
-            }
+            check_finite(b, "bias")?;
         }
         let activations = DynamicActivations::default();
-        let kernel = KernelChoice::select(activations.range);
+        let kernel_from_env = KernelChoice::from_env();
+        let kernel = KernelChoice::select_with(kernel_from_env, activations.range);
         let (nr, kg) = kernel.layout();
         let packed = PackedWeights::new(&w_q, nr, kg);
         let zero_point_terms = (0..n)
@@ -150,6 +148,7 @@ impl DynamicLinear {
         let layer = DynamicLinear {
             packed,
             kernel,
+            kernel_from_env,
             weight,
             weight_scales: scales.iter().map(|&s| s as f32).collect(),
             neg_w_zero_points,
@@ -187,7 +186,7 @@ impl DynamicLinear {
             check_range_fits::<i8>(range)?;
         }
         self.activations = activations;
-        let kernel = KernelChoice::select(range);
+        let kernel = KernelChoice::select_with(self.kernel_from_env, range);
         let layout = kernel.layout();
         if layout != self.packed.layout() {
             self.packed = PackedWeights::new(&self.packed.unpack(), layout.0, layout.1);
@@ -198,9 +197,12 @@ impl DynamicLinear {
 
     /// Runs the layer on real input `x` (m×p, any layout).
     ///
-    /// Errors on a NaN in `x`, a wrong number of columns, or activation
-    /// parameters (from [`Scheme::Notebook`] on data far from 0) whose zero
-    /// point would let the accumulator leave `i64`.
+    /// Errors on a NaN or an infinity in `x` (parameters derived from the
+    /// data cannot represent either), a wrong number of columns, an output
+    /// too large to allocate, or activation parameters that
+    /// [`Scheme::Notebook`] cannot derive from the data: a range narrower
+    /// than about `255·MIN_SCALE`, or one so far from 0 that its zero point
+    /// would let the accumulator leave `i64`.
     pub fn forward<S: Data<Elem = f32>>(
         &self,
         x: &ArrayBase<S, Ix2>,
@@ -213,7 +215,6 @@ impl DynamicLinear {
         }
         let (m, n) = (x.nrows(), self.out_features());
         check_size("output", &[m, n])?;
-        check_no_nan(x, "input")?;
         let params = self.activation_params(x.view())?;
         let mut out = vec![0f32; m * n];
         let range = self.activations.range;
@@ -226,7 +227,8 @@ impl DynamicLinear {
     }
 
     /// The activation parameters [`forward`](Self::forward) uses for `x`:
-    /// one per row, or the same one repeated for every row.
+    /// one per row, or the same one repeated for every row. Errors as
+    /// `forward` does on a NaN or an infinity.
     pub fn activation_params(
         &self,
         x: ArrayView2<'_, f32>,
@@ -237,12 +239,13 @@ impl DynamicLinear {
             range,
         } = self.activations;
         check_size("activation params", &[x.nrows()])?;
+        check_finite(&x, "input")?;
         let params_of = |values: ArrayView2<'_, f32>| -> Result<QuantParams, QuantError> {
             let mut observer = MinMaxObserver::new();
             observer.observe(&values);
             match observer.range() {
                 Ok((lo, hi)) => scheme.params(lo, hi, range),
-                // An empty row (p = 0) or only infinities: nothing to scale.
+                // An empty row (p = 0): nothing to scale.
                 Err(QuantError::NothingObserved { .. }) => scheme.params(0.0, 0.0, range),
                 Err(e) => Err(e),
             }

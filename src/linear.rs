@@ -160,6 +160,9 @@ struct Spec {
     input_range: QuantRange,
     clamp: OutputClamp,
     kernel_request: Option<KernelChoice>,
+    /// What [`KERNEL_ENV`](crate::gemm::KERNEL_ENV) named when the layer
+    /// was built.
+    kernel_from_env: Option<KernelChoice>,
 }
 
 impl QuantizedLinear {
@@ -188,6 +191,7 @@ impl QuantizedLinear {
             input_range: QuantRange::INT8,
             clamp: OutputClamp::Activation(FusedActivation::None),
             kernel_request: None,
+            kernel_from_env: KernelChoice::from_env(),
         };
         let kernel = spec.kernel()?;
         let (nr, kg) = kernel.layout();
@@ -701,7 +705,10 @@ impl Spec {
         match self.kernel_request {
             Some(k) if k.accepts(self.input_range) => Ok(k),
             Some(k) => Err(kernel_unavailable(k.name())),
-            None => Ok(KernelChoice::select(self.input_range)),
+            None => Ok(KernelChoice::select_with(
+                self.kernel_from_env,
+                self.input_range,
+            )),
         }
     }
 
@@ -721,6 +728,7 @@ impl Spec {
             input_range,
             clamp,
             kernel_request: _,
+            kernel_from_env: _,
         } = *self;
         input.validate()?;
         output.validate()?;

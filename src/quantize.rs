@@ -173,12 +173,34 @@ where
     S: Data<Elem = f32>,
     D: Dimension,
 {
-    match x.iter().position(|v| v.is_nan()) {
+    first_where(x, what, |v| v.is_nan())
+}
+
+/// Returns an error for the first NaN or infinity of `x`, in logical
+/// row-major order.
+pub(crate) fn check_finite<S, D>(x: &ArrayBase<S, D>, what: &'static str) -> Result<(), QuantError>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    first_where(x, what, |v| !v.is_finite())
+}
+
+fn first_where<S, D>(
+    x: &ArrayBase<S, D>,
+    what: &'static str,
+    bad: impl Fn(f32) -> bool,
+) -> Result<(), QuantError>
+where
+    S: Data<Elem = f32>,
+    D: Dimension,
+{
+    match x.iter().position(|&v| bad(v)) {
         None => Ok(()),
         Some(index) => Err(QuantError::NonFinite {
             what,
             index,
-            value: f64::NAN,
+            value: f64::from(x.iter().nth(index).copied().unwrap_or(f32::NAN)),
         }),
     }
 }

@@ -439,6 +439,22 @@ fn dynamic_extremes_give_finite_exact_zero_columns_and_clear_errors() {
     let y = layer.forward(&array![[3e38f32]]).unwrap();
     assert_eq!(y[[0, 0]], 0.5);
     assert_eq!(y[[0, 1]], f32::INFINITY);
+    // Infinities, like NaN, have no place in parameters derived from the
+    // data: refused, where they used to take the batch's largest finite
+    // value (so a row's result depended on the other rows).
+    let layer = DynamicLinear::from_quantized(array![[1i8]], unit, None).unwrap();
+    for x in [
+        array![[f32::INFINITY], [2.0]],
+        array![[1.0], [f32::NEG_INFINITY]],
+    ] {
+        let index = x.iter().position(|v| v.is_infinite()).unwrap();
+        let e = layer.forward(&x).unwrap_err();
+        assert!(
+            matches!(e, QuantError::NonFinite { what: "input", index: i, value } if i == index && value.is_infinite()),
+            "{e:?}"
+        );
+        assert!(layer.activation_params(x.view()).is_err());
+    }
     // Rows of tiny or subnormal values get the smallest valid scale instead
     // of an error for the whole batch.
     let layer = DynamicLinear::from_quantized(array![[1i8]], unit, None).unwrap();

@@ -151,11 +151,24 @@ impl KernelChoice {
         with_kernel!(self, k => domain_of(k)) != ADomain::U7 || width <= 127
     }
 
+    /// The kernel [`KERNEL_ENV`] names, if this CPU can run it. Layers read
+    /// it once, when they are built, and keep it through their builders.
+    pub(crate) fn from_env() -> Option<KernelChoice> {
+        KernelChoice::by_name(&std::env::var(KERNEL_ENV).unwrap_or_default())
+    }
+
     /// The fastest kernel for activations declared within `input_range`,
     /// unless [`KERNEL_ENV`] names another that fits.
     pub(crate) fn select(input_range: QuantRange) -> KernelChoice {
-        let forced = std::env::var(KERNEL_ENV).unwrap_or_default();
-        if let Some(k) = KernelChoice::by_name(&forced).filter(|k| k.accepts(input_range)) {
+        KernelChoice::select_with(KernelChoice::from_env(), input_range)
+    }
+
+    /// `forced` if it fits `input_range`, else the fastest kernel that does.
+    pub(crate) fn select_with(
+        forced: Option<KernelChoice>,
+        input_range: QuantRange,
+    ) -> KernelChoice {
+        if let Some(k) = forced.filter(|k| k.accepts(input_range)) {
             return k;
         }
         let candidates = KernelChoice::available().into_iter();
