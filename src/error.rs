@@ -200,29 +200,53 @@ pub(crate) fn check_size(what: &'static str, shape: &[usize]) -> Result<(), Quan
     }
 }
 
+/// An `f64` in a message: plain notation for everyday magnitudes,
+/// scientific beyond them, so `f64::MAX` is not 309 digits.
+struct Num(f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let magnitude = self.0.abs();
+        if magnitude.is_finite() && magnitude != 0.0 && !(1e-6..1e9).contains(&magnitude) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
 impl fmt::Display for QuantError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QuantError::InvalidRange { alpha, beta } => write!(
+            QuantError::InvalidRange { alpha, beta } => {
+                let (alpha, beta) = (Num(*alpha), Num(*beta));
+                write!(
                 f,
                 "invalid real range [{alpha}, {beta}]: both bounds must be finite and alpha < beta"
-            ),
-            QuantError::InvalidScale { scale } => write!(
+            )
+            }
+            QuantError::InvalidScale { scale } => {
+                let scale = Num(*scale);
+                write!(
                 f,
                 "invalid scale {scale}: a scale must be finite and positive, and its reciprocal \
                  must be finite in f32 (scale >= {:e})",
                 crate::params::MIN_SCALE
-            ),
+            )
+            }
             QuantError::InvalidTargetRange { qmin, qmax } => write!(
                 f,
                 "invalid integer range [{qmin}, {qmax}]: qmin must be below qmax and both must fit \
                  the integer type"
             ),
-            QuantError::ZeroPointOutOfRange { zero_point } => write!(
+            QuantError::ZeroPointOutOfRange { zero_point } => {
+                let zero_point = Num(*zero_point);
+                write!(
                 f,
                 "zero point {zero_point} does not fit in i32: the real range is too far from 0 \
                  for its width; widen the range or include 0 in it"
-            ),
+            )
+            }
             QuantError::InnerDimensionMismatch { x_cols, w_rows } => write!(
                 f,
                 "inner dimensions differ: X has {x_cols} columns but W has {w_rows} rows \
@@ -241,25 +265,34 @@ impl fmt::Display for QuantError {
                 "{what} has length {found} but W has {expected} output columns; give one value \
                  per output column"
             ),
-            QuantError::NonFinite { what, index, value } => write!(
+            QuantError::NonFinite { what, index, value } => {
+                let value = Num(*value);
+                write!(
                 f,
                 "{what} holds the non-finite value {value} at flat index {index} (row-major); \
                  replace or mask it before quantizing"
-            ),
-            QuantError::InvalidMultiplier { what, value } => write!(
+            )
+            }
+            QuantError::InvalidMultiplier { what, value } => {
+                let value = Num(*value);
+                write!(
                 f,
                 "requantization multiplier {what} = {value} cannot be represented; check that \
                  the input, weight and output scales are of sensible relative size"
-            ),
+            )
+            }
             QuantError::BiasOutOfRange {
                 column,
                 value,
                 scale,
-            } => write!(
-                f,
-                "bias {value} of column {column} does not fit in i32 at scale {scale} \
-                 (s_X·s_W): use larger input or weight scales, or an int8 bias"
-            ),
+            } => {
+                let (value, scale) = (Num(*value), Num(*scale));
+                write!(
+                    f,
+                    "bias {value} of column {column} does not fit in i32 at scale {scale} \
+                     (s_X·s_W): use larger input or weight scales, or an int8 bias"
+                )
+            }
             QuantError::IncompatibleOptions { reason } => write!(f, "incompatible options: {reason}"),
             QuantError::InputOutOfRange {
                 index,
@@ -285,13 +318,20 @@ impl fmt::Display for QuantError {
                 f,
                 "invalid output clamp [{min}, {max}]: need min <= max within [{type_min}, {type_max}]"
             ),
-            QuantError::KernelUnavailable { name, available } => write!(
-                f,
-                "kernel {name:?} cannot run this layer on this CPU (the 7-bit kernel needs an \
-                 input range of at most 128 values); available: {available:?}"
-            ),
+            QuantError::KernelUnavailable { name, available } => {
+                let why = if name.contains("u7") {
+                    " (the 7-bit kernel needs an input range of at most 128 values)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "kernel {name:?} cannot run this layer on this CPU{why}; available: \
+                     {available:?}"
+                )
+            }
             QuantError::InvalidConfig { what, value } => {
-                write!(f, "invalid observer setting {value}: {what}")
+                write!(f, "invalid observer setting {}: {what}", Num(*value))
             }
             QuantError::NothingObserved { observer } => write!(
                 f,
@@ -301,12 +341,15 @@ impl fmt::Display for QuantError {
                 multiplier,
                 shift,
                 acc_bound,
-            } => write!(
+            } => {
+                let multiplier = Num(*multiplier);
+                write!(
                 f,
                 "multiplier {multiplier} needs acc·2^{shift}, which reaches {acc_bound}·2^{shift} \
                  and leaves i32 (LiteRT's optimized kernels wrap there); use Rounding::Single or \
                  Requantizer::TfliteReference, or a larger output scale"
-            ),
+            )
+            }
             QuantError::AccumulatorOverflow {
                 inner_dim,
                 bound,

@@ -40,8 +40,17 @@ fn bad_scales() {
     for s in [0.0, -0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e-40] {
         let e = QuantParams::new(s, 0).unwrap_err();
         assert!(matches!(e, QuantError::InvalidScale { .. }), "{s}");
-        assert!(e.to_string().contains(&format!("{s}")), "{e}");
+        // The value, in plain or (for extreme magnitudes) scientific form.
+        let message = e.to_string();
+        let named = message.contains(&format!("{s}")) || message.contains(&format!("{s:e}"));
+        assert!(named && message.len() < 200, "{message}");
     }
+    let e = QuantParams::from_range(-f64::MAX, f64::MAX).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("[-1.7976931348623157e308, 1.7976931348623157e308]"),
+        "{e}"
+    );
 }
 
 #[test]
