@@ -19,7 +19,7 @@ objdump -d -C --no-show-raw-insn "$bin" | awk '
     name = $0
     # Construction-time helpers (quantize_multiplier, frexp) may use floats.
     inside = (name ~ /FixedPointStage/ && name !~ /drop_in_place/) ||
-             name ~ /fixed_point::(multiply_by_quantized_multiplier|srdhm|shr_half_up|rounding_divide_by_pot|saturating_shl|saturate)/
+             name ~ /fixed_point::(multiply(_by_quantized_multiplier)?|srdhm|shr_half_up|rounding_divide_by_pot|saturating_shl|saturate)/
 
     if (inside) checked++
     next

@@ -75,9 +75,10 @@ fn frexp(m: f64) -> (f64, i32) {
 /// `acc · M` in fixed point, (19), saturated to `i32`.
 ///
 /// Defined for every `QuantizedMultiplier`, including hand-built ones
-/// outside what [`quantize_multiplier`] returns: shifts beyond ±40 act as
-/// ±40 (the operand has saturated, or every bit is shifted out), and the
-/// single rounding is taken in 128 bits where 64 could overflow.
+/// outside what [`quantize_multiplier`] returns (whose shift is at least
+/// −31): right shifts beyond 40 bits act as 40 (every bit is shifted out),
+/// and the single rounding of a right shift past 31 bits is taken in 128
+/// bits, where 64 could overflow.
 ///
 /// ```
 /// use qlinear::requant::{multiply_by_quantized_multiplier, quantize_multiplier, Rounding};
@@ -87,13 +88,45 @@ fn frexp(m: f64) -> (f64, i32) {
 /// assert_eq!(multiply_by_quantized_multiplier(-1001, m, Rounding::Single), -300);
 /// ```
 pub fn multiply_by_quantized_multiplier(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i32 {
+    if m.shift >= MIN_SHIFT {
+        return multiply(x, m, rounding);
+    }
+    match rounding {
+        Rounding::HalfUp | Rounding::Double => {
+            let m = QuantizedMultiplier {
+                shift: m.shift.max(-40),
+                ..m
+            };
+            multiply(x, m, rounding)
+        }
+        Rounding::Single => {
+            // |x·q| ≤ 2^62 < 2^(total − 1): past 64 bits it rounds to 0.
+            let total = 31 - i64::from(m.shift);
+            if total > 64 {
+                return 0;
+            }
+            let product = i128::from(x) * i128::from(m.multiplier);
+            saturate(((product + (1i128 << (total - 1))) >> total) as i64)
+        }
+    }
+}
+
+/// The smallest shift [`quantize_multiplier`] returns, and so the smallest
+/// [`multiply`] takes.
+const MIN_SHIFT: i32 = -31;
+
+/// (19) for a multiplier whose shift is at least [`MIN_SHIFT`], as every
+/// one from [`quantize_multiplier`] is: the output stages call this
+/// directly, with multipliers derived when the layer was built.
+#[inline]
+pub(crate) fn multiply(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i32 {
     let QuantizedMultiplier {
         multiplier: q,
         shift,
     } = m;
+    debug_assert!(shift >= MIN_SHIFT || rounding != Rounding::Single);
     match rounding {
         Rounding::HalfUp | Rounding::Double => {
-            let shift = shift.clamp(-40, 40);
             let left = shift.max(0);
             let right = (-shift).max(0);
             let high = srdhm(saturating_shl(x, left), q);
@@ -109,15 +142,8 @@ pub fn multiply_by_quantized_multiplier(x: i32, m: QuantizedMultiplier, rounding
             } else {
                 (q, shift)
             };
-            // |x·q| ≤ 2^62, so the nudged sum fits in i64 up to a shift of
-            // 62 bits, and past 64 bits it always rounds to 0.
-            let total = 31 - i64::from(shift);
-            let product = i64::from(x) * i64::from(q);
-            let v = match total {
-                ..=62 => (product + (1i64 << (total - 1))) >> total,
-                63..=64 => ((i128::from(product) + (1i128 << (total - 1))) >> total) as i64,
-                _ => 0,
-            };
+            let total = 31 - shift;
+            let v = (i64::from(x) * i64::from(q) + (1i64 << (total - 1))) >> total;
             saturate(v)
         }
     }

@@ -7,7 +7,7 @@
 //! `clamp(round(v)) = round(clamp(v))`, and the clamped value is small
 //! enough for the exact roundings of (22).
 
-use super::fixed_point::{multiply_by_quantized_multiplier, QuantizedMultiplier};
+use super::fixed_point::{multiply, QuantizedMultiplier};
 use super::round::{
     clamp_f32, clamp_f64, half_away_f64, half_even_f32, half_even_f64, small_i64_to_f64,
 };
@@ -254,7 +254,7 @@ impl ColumnRequant for FixedPointStage {
         // The layer refuses weights whose accumulator could leave i32, so
         // the narrowing is exact.
         let acc = acc.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-        let scaled = multiply_by_quantized_multiplier(acc, self.multipliers[j], self.rounding);
+        let scaled = multiply(acc, self.multipliers[j], self.rounding);
         (i64::from(scaled) + self.zero_point).clamp(self.lo, self.hi) as i32
     }
 }
