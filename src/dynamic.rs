@@ -129,8 +129,9 @@ impl DynamicLinear {
         let (p, n) = w_q.dim();
         let (scales, zero_points) = weight.expand(n)?;
         // (23) takes s_W in f32.
-        if let Some(&scale) = scales.iter().find(|&&s| !(s as f32).is_finite()) {
-            return Err(QuantError::InvalidScale { scale });
+        let weight_scales: Vec<f32> = scales.iter().map(|&s| s as f32).collect();
+        if let Some(j) = weight_scales.iter().position(|s| !s.is_finite()) {
+            return Err(QuantError::InvalidScale { scale: scales[j] });
         }
         if let Some(b) = &bias {
             check_len("bias", n, b.len())?;
@@ -150,7 +151,7 @@ impl DynamicLinear {
             kernel,
             kernel_from_env,
             weight,
-            weight_scales: scales.iter().map(|&s| s as f32).collect(),
+            weight_scales,
             neg_w_zero_points,
             zero_point_terms,
             max_w_zero_point: zero_points

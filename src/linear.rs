@@ -57,7 +57,7 @@ use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::{OutOfRange, PackedWeights};
 use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
-use crate::quantize::{check_no_nan, check_range_fits, dequantize, quantize_as};
+use crate::quantize::{check_finite, check_no_nan, check_range_fits, dequantize, quantize_as};
 use crate::requant::{
     with_stage, ColumnRequant, DotsTile, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
 };
@@ -395,7 +395,7 @@ impl QuantizedLinear {
     {
         self.check_input::<T>(x.dim())?;
         let mut out = Array2::<T>::default((x.nrows(), self.out_features()));
-        self.forward_into(x, &mut out)?;
+        self.requantize_into(x, &mut out)?;
         Ok(out)
     }
 
@@ -433,6 +433,22 @@ impl QuantizedLinear {
                 right: out.shape().to_vec(),
             });
         }
+        self.requantize_into(x, out)
+    }
+
+    /// The body of [`forward_into`](Self::forward_into), for an `x` that
+    /// passed [`check_input`](Self::check_input) and an m×n `out`.
+    fn requantize_into<S, So, T>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+    ) -> Result<(), QuantError>
+    where
+        S: Data<Elem = T>,
+        So: DataMut<Elem = T>,
+        T: QuantElem,
+    {
+        let (m, n) = out.dim();
         with_stage!(&self.prepared.stage, stage => {
             let epilogue = Requantize {
                 terms: self.terms(),
@@ -1056,15 +1072,9 @@ fn quantize_bias_i32(
     values: ArrayView1<'_, f32>,
     scales: &[f64],
 ) -> Result<Array1<i32>, QuantError> {
+    check_finite(&values, "bias")?;
     let mut out = Array1::<i32>::zeros(values.len());
     for (j, ((&b, o), &scale)) in values.iter().zip(out.iter_mut()).zip(scales).enumerate() {
-        if !b.is_finite() {
-            return Err(QuantError::NonFinite {
-                what: "bias",
-                index: j,
-                value: f64::from(b),
-            });
-        }
         let q = (f64::from(b) / scale).round_ties_even();
         if !(q >= f64::from(i32::MIN) && q <= f64::from(i32::MAX)) {
             return Err(QuantError::BiasOutOfRange {

@@ -195,12 +195,12 @@ where
     S: Data<Elem = f32>,
     D: Dimension,
 {
-    match x.iter().position(|&v| bad(v)) {
+    match x.iter().enumerate().find(|&(_, &v)| bad(v)) {
         None => Ok(()),
-        Some(index) => Err(QuantError::NonFinite {
+        Some((index, &v)) => Err(QuantError::NonFinite {
             what,
             index,
-            value: f64::from(x.iter().nth(index).copied().unwrap_or(f32::NAN)),
+            value: f64::from(v),
         }),
     }
 }
