@@ -1,9 +1,11 @@
 """Markdown table of GOPS from criterion's results (target/criterion) and,
-optionally, an ONNX Runtime run of ort_bench.py (--ort JSON), for the README.
+optionally, an ONNX Runtime run of ort_bench.py (--ort JSON) and a PyTorch
+run of torch_bench.py (--torch JSON), for the README.
 
     cargo bench --bench gemm
     python3 benches/peers/ort_bench.py --threads 1,2 --json /tmp/ort.json
-    python3 benches/peers/bench_table.py --ort /tmp/ort.json
+    python3 benches/peers/torch_bench.py --threads 1,2 --json /tmp/torch.json
+    python3 benches/peers/bench_table.py --ort /tmp/ort.json --torch /tmp/torch.json
 
 GOPS = 2·m·p·n / median time.
 """
@@ -25,22 +27,30 @@ def criterion_gops(root, shape, function, parameter):
     return 2 * m * p * n / ns
 
 
+def peer_gops(path):
+    """{(op, (m, k, n), threads): GOPS} from a peer script's JSON, or {}."""
+    if not path:
+        return {}
+    with open(path) as fh:
+        return {(r["op"], (r["m"], r["k"], r["n"]), r["threads"]): r["gops"]
+                for r in json.load(fh)["results"] if "gops" in r}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--criterion", default="target/criterion")
     ap.add_argument("--ort", help="JSON written by ort_bench.py --json")
+    ap.add_argument("--torch", help="JSON written by torch_bench.py --json")
     args = ap.parse_args()
-    ort = {}
-    if args.ort:
-        with open(args.ort) as fh:
-            for r in json.load(fh)["results"]:
-                ort[(r["op"], (r["m"], r["k"], r["n"]), r["threads"])] = r["gops"]
+    ort, torch = peer_gops(args.ort), peer_gops(args.torch)
     kernels = ["x86_64-u8i8i32-amx", "x86_64-u8i8i32-avx512vnni", "x86_64-u8i8i32-avxvnni", "x86_64-u7i8i32-avx2",
                "x86_64-i8i8i32-avx2", "portable-i8i8i32"]
     head = ["shape m×p×n"] + [f"`{k.replace('x86_64-', '')}` 1 thr" for k in kernels] + \
         ["default, 2 thr", "ndarray f32", "reference"]
     if ort:
         head += ["ORT u8u8 1/2 thr", "ORT u8s8 1/2 thr", "ORT QLinear s8s8 1/2 thr"]
+    if torch:
+        head += ["PyTorch Linear u8s8 (x86) 1/2 thr"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     fmt = lambda v: "–" if v is None else (f"{v:.0f}" if v >= 10 else f"{v:.1f}")
@@ -53,6 +63,9 @@ def main():
         if ort:
             for op in ["matmulinteger_u8u8", "matmulinteger_u8s8", "qlinear_s8s8"]:
                 row.append(f"{fmt(ort.get((op, shape, 1)))} / {fmt(ort.get((op, shape, 2)))}")
+        if torch:
+            row.append(f"{fmt(torch.get(('linear_x86', shape, 1)))} / "
+                       f"{fmt(torch.get(('linear_x86', shape, 2)))}")
         print("| " + " | ".join(row) + " |")
 
 

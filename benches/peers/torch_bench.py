@@ -1,0 +1,178 @@
+"""Benchmark PyTorch's static quantized Linear, the other peer the GEMM
+issue names, on the shapes of qlinear's own benches.
+
+The op is torch.ao.nn.quantized.Linear as a converted model runs it:
+quint8 input (zero point 128), qint8 weight (per tensor, zero point 0)
+prepacked once at construction, quint8 output, no bias. Each quantized
+engine PyTorch offers on this machine (--engines) is timed with
+torch.set_num_threads(t) for each t in --threads; each timing is the
+median over repeated calls after warm-up, the output's allocation
+included, as a caller sees it. GOPS = 2*m*k*n / median seconds / 1e9.
+
+Exactness: inputs and weights are random over their whole ranges, and the
+scales are powers of two (input 2^-6, weight 2^-7, output 2^(r-13)), so
+the requantization multiplier is exactly 2^-r and every output has one
+right value, clamp(round_half_even(acc / 2^r) + 128, 0, 255), where acc
+is the exact int64 accumulator (r spreads the outputs over the range).
+The script reports the fraction of outputs that differ from it and the
+largest difference: a rounding-mode mismatch shows as differences of 1 on
+ties, a saturating int16 fast path as large ones.
+
+    pip install torch numpy            # the PyPI wheel (CUDA build; runs on CPU)
+    python3 benches/peers/torch_bench.py --quick      # validation only
+    python3 benches/peers/torch_bench.py --threads 1,2 --json /tmp/torch.json
+"""
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts", "peers"))
+from common import cpu_description, exact_matmul  # noqa: E402
+
+DEFAULT_SHAPES = "1x4096x4096,4x4096x4096,16x1024x1024,128x1024x1024,512x512x512,256x2048x2048"
+A_ZP, A_SCALE_LOG2, W_SCALE_LOG2 = 128, -6, -7
+
+
+def parse_shapes(text):
+    return [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
+
+
+def output_shift(k):
+    """r such that acc / 2^r has a standard deviation of about 40 for
+    full-range data (acc's is about 74 * 74 * sqrt(k))."""
+    return max(0, round(math.log2(74.0 * 74.0 * math.sqrt(k) / 40.0)))
+
+
+def expected_output(acc, r):
+    y = np.round(acc.astype(np.float64) / float(2 ** r))  # half to even; exact below 2^53
+    return np.clip(y.astype(np.int64) + A_ZP, 0, 255)
+
+
+def make_layer(torch, w, r):
+    """A quantized Linear holding w (k x n int8) with output scale such
+    that the requantization multiplier is 2^-r."""
+    import torch.ao.nn.quantized as nnq
+    k, n = w.shape
+    layer = nnq.Linear(k, n, dtype=torch.qint8)
+    qw = torch._make_per_tensor_quantized_tensor(
+        torch.from_numpy(np.ascontiguousarray(w.T)), 2.0 ** W_SCALE_LOG2, 0)
+    layer.set_weight_bias(qw, None)
+    layer.scale = 2.0 ** (A_SCALE_LOG2 + W_SCALE_LOG2 + r)
+    layer.zero_point = A_ZP
+    return layer
+
+
+def time_layer(layer, qx, warmup, reps, min_seconds):
+    """(median seconds, runs, last output) of layer(qx)."""
+    y = None
+    for _ in range(warmup):
+        y = layer(qx)
+    times = []
+    start = time.perf_counter()
+    while len(times) < reps or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        y = layer(qx)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times), y
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="1 warm-up and 2 timed runs per point: validates the script, not a measurement")
+    ap.add_argument("--threads", default="1,2", help="comma-separated torch.set_num_threads values")
+    ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated MxKxN")
+    ap.add_argument("--engines", default="x86,fbgemm",
+                    help="comma-separated torch.backends.quantized engines (onednn ran this "
+                         "layer at under 0.1 GOPS here, so it is not in the default list)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=10, help="minimum timed runs per point")
+    ap.add_argument("--min-seconds", type=float, default=1.0, help="minimum measuring time per point")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    args = ap.parse_args()
+    if args.quick:
+        args.warmup, args.reps, args.min_seconds = 1, 2, 0.0
+
+    import torch
+    warnings.filterwarnings("ignore", message=".*deprecated.*")
+    threads = [int(t) for t in args.threads.split(",")]
+    engines = [e.strip() for e in args.engines.split(",")]
+    for e in engines:
+        if e not in torch.backends.quantized.supported_engines:
+            sys.exit("engine %r not supported here; choose from %s"
+                     % (e, ", ".join(torch.backends.quantized.supported_engines)))
+
+    rng = np.random.default_rng(args.seed)
+    results = []
+    for (m, k, n) in parse_shapes(args.shapes):
+        a = rng.integers(0, 256, size=(m, k), dtype=np.int16).astype(np.uint8)
+        w = rng.integers(-128, 128, size=(k, n), dtype=np.int16).astype(np.int8)
+        r = output_shift(k)
+        want = expected_output(exact_matmul(a, w, a_zp=A_ZP), r)
+        for engine in engines:
+            torch.backends.quantized.engine = engine
+            try:
+                layer = make_layer(torch, w, r)
+                qx = torch._make_per_tensor_quantized_tensor(
+                    torch.from_numpy(a), 2.0 ** A_SCALE_LOG2, A_ZP)
+            except Exception as exc:  # e.g. an engine that refuses this layout
+                results.append({"op": "linear_" + engine, "m": m, "k": k, "n": n,
+                                "error": str(exc)[:200]})
+                continue
+            for t in threads:
+                torch.set_num_threads(t)
+                row = {"op": "linear_" + engine, "engine": engine, "m": m, "k": k, "n": n,
+                       "threads": t}
+                try:
+                    sec, runs, y = time_layer(layer, qx, args.warmup, args.reps, args.min_seconds)
+                except Exception as exc:
+                    row["error"] = str(exc)[:200]
+                    results.append(row)
+                    continue
+                diff = np.abs(y.int_repr().numpy().astype(np.int64) - want)
+                row.update({
+                    "median_ms": sec * 1e3, "runs": runs,
+                    "gops": 2.0 * m * k * n / sec / 1e9,
+                    "wrong_fraction": float((diff != 0).mean()),
+                    "max_abs_error": int(diff.max(initial=0)),
+                })
+                results.append(row)
+            print("  done %s %dx%dx%d" % (engine, m, k, n), file=sys.stderr)
+
+    title = "PyTorch %s quantized Linear (u8 x s8 -> u8), %s%s" % (
+        torch.__version__, cpu_description()["cpu"],
+        " (--quick: NOT a measurement)" if args.quick else "")
+    print("### " + title)
+    print()
+    print("| engine | m x k x n | threads | median ms | GOPS | wrong outputs | max error |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in results:
+        shape = "%d x %d x %d" % (row["m"], row["k"], row["n"])
+        if "error" in row:
+            print("| %s | %s | %s | error: %s | | | |" % (
+                row["op"][len("linear_"):], shape, row.get("threads", "-"),
+                row["error"].replace("|", "/")))
+            continue
+        print("| %s | %s | %d | %.3f | %.1f | %.4f%% | %d |" % (
+            row["engine"], shape, row["threads"], row["median_ms"], row["gops"],
+            100.0 * row["wrong_fraction"], row["max_abs_error"]))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"title": title, "torch": torch.__version__,
+                       "engines": engines, "machine": cpu_description(), "quick": args.quick,
+                       "warmup": args.warmup, "min_reps": args.reps,
+                       "min_seconds": args.min_seconds, "results": results}, fh, indent=1)
+            fh.write("\n")
+
+
+if __name__ == "__main__":
+    main()
