@@ -20,7 +20,7 @@
 //! With [`Granularity::PerRow`] a row's result depends on that row alone:
 //! it is the same whether the row is run alone or in any batch.
 
-use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Axis, Data, Ix2};
+use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
 
 use crate::elem::QuantElem;
 use crate::error::{check_size, QuantError};
@@ -28,10 +28,11 @@ use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
 use crate::linear::{check_bound, check_len, to_matrix, Terms};
-use crate::observer::{MinMaxObserver, Observer};
+use crate::observer::finite_extremes;
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_finite, check_range_fits, ScalarQuantizer};
 use crate::weights::{negated_zero_points, WeightParams};
+use std::borrow::Cow;
 
 /// Which values share one set of activation parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -216,13 +217,14 @@ impl DynamicLinear {
         }
         let (m, n) = (x.nrows(), self.out_features());
         check_size("output", &[m, n])?;
-        let params = self.activation_params(x.view())?;
+        let values = row_major(x.view());
+        let params = self.params_of_rows(&values, m)?;
         let mut out = vec![0f32; m * n];
         let range = self.activations.range;
         if range.qmin >= 0 {
-            self.run::<u8, _>(x, &params, &mut out)?;
+            self.run::<u8>(&values, &params, &mut out)?;
         } else {
-            self.run::<i8, _>(x, &params, &mut out)?;
+            self.run::<i8>(&values, &params, &mut out)?;
         }
         Ok(to_matrix(m, n, out))
     }
@@ -234,44 +236,59 @@ impl DynamicLinear {
         &self,
         x: ArrayView2<'_, f32>,
     ) -> Result<Vec<QuantParams>, QuantError> {
+        check_size("activation params", &[x.nrows()])?;
+        self.params_of_rows(&row_major(x), x.nrows())
+    }
+
+    /// [`activation_params`](Self::activation_params) of the `m` rows
+    /// stored in `values`, row-major.
+    fn params_of_rows(&self, values: &[f32], m: usize) -> Result<Vec<QuantParams>, QuantError> {
         let DynamicActivations {
             granularity,
             scheme,
             range,
         } = self.activations;
-        check_size("activation params", &[x.nrows()])?;
-        check_finite(&x, "input")?;
-        let params_of = |values: ArrayView2<'_, f32>| -> Result<QuantParams, QuantError> {
-            let mut observer = MinMaxObserver::new();
-            observer.observe(&values);
-            match observer.range() {
-                Ok((lo, hi)) => scheme.params(lo, hi, range),
-                // An empty row (p = 0): nothing to scale.
-                Err(QuantError::NothingObserved { .. }) => scheme.params(0.0, 0.0, range),
-                Err(e) => Err(e),
-            }
+        // `start`: the index of `part[0]` in `values`, for the error.
+        let params_of = |part: &[f32], start: usize| match finite_extremes(part) {
+            Ok((lo, hi)) if lo <= hi => scheme.params(f64::from(lo), f64::from(hi), range),
+            // An empty row (p = 0): nothing to scale.
+            Ok(_) => scheme.params(0.0, 0.0, range),
+            Err(i) => Err(QuantError::NonFinite {
+                what: "input",
+                index: start + i,
+                value: f64::from(part[i]),
+            }),
         };
+        let p = self.in_features();
         match granularity {
-            Granularity::PerTensor => Ok(vec![params_of(x)?; x.nrows()]),
-            Granularity::PerRow => x.axis_chunks_iter(Axis(0), 1).map(params_of).collect(),
+            Granularity::PerTensor => Ok(vec![params_of(values, 0)?; m]),
+            Granularity::PerRow if p == 0 => Ok(vec![params_of(&[], 0)?; m]),
+            Granularity::PerRow => values
+                .chunks_exact(p)
+                .enumerate()
+                .map(|(i, row)| params_of(row, i * p))
+                .collect(),
         }
     }
 
-    fn run<T: QuantElem, S: Data<Elem = f32>>(
+    /// Quantizes the rows in `values` (m×p, row-major) with their `params`
+    /// into `T` and runs the kernel with the [`Dequantize`] epilogue.
+    fn run<T: QuantElem>(
         &self,
-        x: &ArrayBase<S, Ix2>,
+        values: &[f32],
         params: &[QuantParams],
         out: &mut [f32],
     ) -> Result<(), QuantError> {
         let range = self.activations.range;
-        // Quantize row by row with each row's parameters, into T.
-        let mut x_q = Array2::<T>::default(x.dim());
-        for ((row, mut dst), &p) in x.rows().into_iter().zip(x_q.rows_mut()).zip(params) {
-            let quantizer = ScalarQuantizer::new(p, range);
-            dst.zip_mut_with(&row, |d, &v| {
-                *d = T::from_i32_clamped(quantizer.quantize(v))
-            });
+        let (m, p) = (params.len(), self.in_features());
+        let mut x_q = vec![T::default(); m * p];
+        if p > 0 {
+            let rows = values.chunks_exact(p).zip(x_q.chunks_exact_mut(p));
+            for ((row, row_q), &row_params) in rows.zip(params) {
+                ScalarQuantizer::new(row_params, range).quantize_slice(row, row_q);
+            }
         }
+        let x_q = to_matrix(m, p, x_q);
         let shift = self.kernel.shift(T::KIND, range);
         let max_zx = params
             .iter()
@@ -341,6 +358,16 @@ impl DynamicLinear {
     /// Name of the kernel this layer runs.
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name()
+    }
+}
+
+/// The elements of `x` in logical row-major order: borrowed when `x` is
+/// stored that way, copied once otherwise (transposed or strided views),
+/// so that every later pass reads one contiguous slice.
+fn row_major(x: ArrayView2<'_, f32>) -> Cow<'_, [f32]> {
+    match x.to_slice() {
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(x.iter().copied().collect()),
     }
 }
 

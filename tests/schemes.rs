@@ -345,6 +345,72 @@ fn dynamic_quantization_matches_its_definition() {
     }
 }
 
+/// Dynamic parameters from each row's (or the tensor's) min and max found
+/// by a plain fold, and the same results from transposed and strided
+/// inputs, whose non-finite values are reported at their logical
+/// row-major index.
+#[test]
+fn dynamic_params_come_from_extremes_in_any_layout() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let w = uniform(&mut rng, 37, 19, |_| 1.0);
+    let pw =
+        WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, true).unwrap();
+    // 9×37, the transposed storage of a 37×9 array; rows of different ranges.
+    let stored = uniform(&mut rng, 37, 9, |j| 0.1 + j as f32);
+    let x = stored.t();
+    let extremes = |v: &mut dyn Iterator<Item = f32>| {
+        v.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
+            (lo.min(f64::from(e)), hi.max(f64::from(e)))
+        })
+    };
+    for activations in [
+        DynamicActivations::ONNX_RUNTIME,
+        DynamicActivations {
+            granularity: Granularity::PerRow,
+            scheme: Scheme::Symmetric,
+            range: QuantRange::INT8,
+        },
+        DynamicActivations {
+            granularity: Granularity::PerRow,
+            ..DynamicActivations::PYTORCH_X86
+        },
+    ] {
+        let layer = DynamicLinear::from_f32(&w, pw.clone(), None)
+            .unwrap()
+            .with_activations(activations)
+            .unwrap();
+        let want: Vec<QuantParams> = (0..x.nrows())
+            .map(|i| {
+                let (lo, hi) = match activations.granularity {
+                    Granularity::PerTensor => extremes(&mut x.iter().copied()),
+                    Granularity::PerRow => extremes(&mut x.row(i).iter().copied()),
+                };
+                activations
+                    .scheme
+                    .params(lo, hi, activations.range)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(layer.activation_params(x).unwrap(), want, "{activations:?}");
+        let standard = x.to_owned();
+        let y = layer.forward(&standard).unwrap();
+        assert_eq!(layer.forward(&x).unwrap(), y, "{activations:?}");
+        let every_other = layer.forward(&x.slice(ndarray::s![..;2, ..])).unwrap();
+        assert_eq!(
+            every_other,
+            y.slice(ndarray::s![..;2, ..]),
+            "{activations:?}"
+        );
+        let mut with_nan = stored.clone();
+        with_nan[[30, 4]] = f32::NAN; // x[[4, 30]]
+        with_nan[[2, 6]] = f32::INFINITY; // x[[6, 2]]: later in row-major order
+        assert!(matches!(
+            layer.forward(&with_nan.t()),
+            Err(QuantError::NonFinite { index, .. }) if index == 4 * 37 + 30
+        ));
+    }
+}
+
 #[test]
 fn per_row_dynamic_rows_do_not_depend_on_the_batch() {
     let mut rng = StdRng::seed_from_u64(11);
