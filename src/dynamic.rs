@@ -248,25 +248,41 @@ impl DynamicLinear {
             scheme,
             range,
         } = self.activations;
-        // `start`: the index of `part[0]` in `values`, for the error.
-        let params_of = |part: &[f32], start: usize| match finite_extremes(part) {
-            Ok((lo, hi)) if lo <= hi => scheme.params(f64::from(lo), f64::from(hi), range),
-            // An empty row (p = 0): nothing to scale.
-            Ok(_) => scheme.params(0.0, 0.0, range),
-            Err(i) => Err(QuantError::NonFinite {
-                what: "input",
-                index: start + i,
-                value: f64::from(part[i]),
-            }),
+        let non_finite = |index: usize| QuantError::NonFinite {
+            what: "input",
+            index,
+            value: f64::from(values[index]),
+        };
+        let params_of = |(lo, hi): (f32, f32)| {
+            if lo <= hi {
+                scheme.params(f64::from(lo), f64::from(hi), range)
+            } else {
+                // Nothing seen (p = 0): nothing to scale.
+                scheme.params(0.0, 0.0, range)
+            }
         };
         let p = self.in_features();
         match granularity {
-            Granularity::PerTensor => Ok(vec![params_of(values, 0)?; m]),
-            Granularity::PerRow if p == 0 => Ok(vec![params_of(&[], 0)?; m]),
-            Granularity::PerRow => values
-                .chunks_exact(p)
+            Granularity::PerTensor => {
+                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+                // In order, so that the first non-finite value is reported.
+                for (k, part) in map_chunks(values, EXTREMES_CHUNK, finite_extremes)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let (part_lo, part_hi) =
+                        part.map_err(|i| non_finite(k * EXTREMES_CHUNK + i))?;
+                    (lo, hi) = (lo.min(part_lo), hi.max(part_hi));
+                }
+                Ok(vec![params_of((lo, hi))?; m])
+            }
+            Granularity::PerRow if p == 0 => {
+                Ok(vec![params_of((f32::INFINITY, f32::NEG_INFINITY))?; m])
+            }
+            Granularity::PerRow => map_chunks(values, p, |row| finite_extremes(row).map(params_of))
+                .into_iter()
                 .enumerate()
-                .map(|(i, row)| params_of(row, i * p))
+                .map(|(i, row)| row.map_err(|j| non_finite(i * p + j))?)
                 .collect(),
         }
     }
@@ -282,10 +298,23 @@ impl DynamicLinear {
         let range = self.activations.range;
         let (m, p) = (params.len(), self.in_features());
         let mut x_q = vec![T::default(); m * p];
+        let quantize_row = |((row, row_q), &row_params): ((&[f32], &mut [T]), &QuantParams)| {
+            ScalarQuantizer::new(row_params, range).quantize_slice(row, row_q)
+        };
         if p > 0 {
-            let rows = values.chunks_exact(p).zip(x_q.chunks_exact_mut(p));
-            for ((row, row_q), &row_params) in rows.zip(params) {
-                ScalarQuantizer::new(row_params, range).quantize_slice(row, row_q);
+            #[cfg(feature = "parallel")]
+            if m * p >= PARALLEL_MIN_ELEMENTS {
+                use rayon::prelude::*;
+                let rows = values.par_chunks_exact(p).zip(x_q.par_chunks_exact_mut(p));
+                rows.zip(params).for_each(quantize_row);
+            }
+            #[cfg(feature = "parallel")]
+            let sequential = m * p < PARALLEL_MIN_ELEMENTS;
+            #[cfg(not(feature = "parallel"))]
+            let sequential = true;
+            if sequential {
+                let rows = values.chunks_exact(p).zip(x_q.chunks_exact_mut(p));
+                rows.zip(params).for_each(quantize_row);
             }
         }
         let x_q = to_matrix(m, p, x_q);
@@ -359,6 +388,29 @@ impl DynamicLinear {
     pub fn kernel_name(&self) -> &'static str {
         self.kernel.name()
     }
+}
+
+/// Inputs with fewer elements are scanned and quantized on the calling
+/// thread: below this, waking another costs more than it saves.
+#[cfg(feature = "parallel")]
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+
+/// Elements per piece when a whole tensor's extremes are found in pieces.
+const EXTREMES_CHUNK: usize = 1 << 14;
+
+/// `f` of each `chunk`-long piece of `data`, in order; on the rayon pool
+/// when `data` is large. `chunk` must not be 0.
+fn map_chunks<R: Send>(
+    data: &[f32],
+    chunk: usize,
+    f: impl Fn(&[f32]) -> R + Sync + Send,
+) -> Vec<R> {
+    #[cfg(feature = "parallel")]
+    if data.len() >= PARALLEL_MIN_ELEMENTS {
+        use rayon::prelude::*;
+        return data.par_chunks(chunk).map(f).collect();
+    }
+    data.chunks(chunk).map(f).collect()
 }
 
 /// The elements of `x` in logical row-major order: borrowed when `x` is

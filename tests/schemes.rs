@@ -411,6 +411,66 @@ fn dynamic_params_come_from_extremes_in_any_layout() {
     }
 }
 
+/// Inputs large enough to be scanned and quantized in parallel: the same
+/// parameters as a plain fold and the same outputs on 1 to 3 threads, and
+/// the first non-finite value reported when later pieces hold others.
+#[cfg(feature = "parallel")]
+#[test]
+fn large_dynamic_inputs_are_identical_on_any_thread_count() {
+    let mut rng = StdRng::seed_from_u64(13);
+    let (m, p, n) = (150, 400, 24); // 60 000 inputs: four pieces of 2^14
+    let w = uniform(&mut rng, p, n, |_| 1.0);
+    let pw = QuantParams::symmetric(-1.0, 1.0, QuantRange::INT8).unwrap();
+    let x = Array2::from_shape_fn((m, p), |(i, _)| {
+        (rng.random::<f32>() - 0.3) * (1.0 + i as f32)
+    });
+    let fold = |v: ndarray::ArrayView1<'_, f32>| {
+        v.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &e| {
+                (lo.min(f64::from(e)), hi.max(f64::from(e)))
+            })
+    };
+    let flat = x.view().into_shape_with_order(m * p).unwrap();
+    for granularity in [Granularity::PerTensor, Granularity::PerRow] {
+        let activations = DynamicActivations {
+            granularity,
+            ..DynamicActivations::ONNX_RUNTIME
+        };
+        let layer = DynamicLinear::from_f32(&w, pw, None)
+            .unwrap()
+            .with_activations(activations)
+            .unwrap();
+        let want: Vec<QuantParams> = (0..m)
+            .map(|i| {
+                let (lo, hi) = match granularity {
+                    Granularity::PerTensor => fold(flat),
+                    Granularity::PerRow => fold(x.row(i)),
+                };
+                Scheme::Affine.params(lo, hi, QuantRange::UINT8).unwrap()
+            })
+            .collect();
+        let mut with_bad = x.clone();
+        with_bad[[100, 7]] = f32::INFINITY; // index 40 007, in the third piece
+        with_bad[[130, 0]] = f32::NAN; // in the fourth
+        let mut outputs = vec![];
+        for threads in 1..=3 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                assert_eq!(layer.activation_params(x.view()).unwrap(), want);
+                outputs.push(layer.forward(&x).unwrap());
+                assert!(matches!(
+                    layer.forward(&with_bad),
+                    Err(QuantError::NonFinite { index: 40_007, value, .. }) if value.is_infinite()
+                ));
+            });
+        }
+        assert!(outputs.iter().all(|y| *y == outputs[0]), "{granularity:?}");
+    }
+}
+
 #[test]
 fn per_row_dynamic_rows_do_not_depend_on_the_batch() {
     let mut rng = StdRng::seed_from_u64(11);

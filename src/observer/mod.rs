@@ -237,7 +237,7 @@ pub(crate) fn scan(values: &[f32]) -> BatchStats {
 
 /// The smallest and largest of `values` when every one is finite, else
 /// the index of the first that is not; `(+∞, −∞)` when there are none.
-/// Equals [`scan`]'s bounds on finite data, up to the sign of a zero, in one
+/// Equals [`scan`]'s bounds on finite data (with a zero as +0), in one
 /// pass the compiler vectorizes: dynamic quantization needs it on every
 /// call, where `scan`'s per-value branch costs several nanoseconds an
 /// element.
@@ -268,7 +268,9 @@ pub(crate) fn finite_extremes(values: &[f32]) -> Result<(f32, f32), usize> {
     }
     let lo = lo.iter().fold(f32::INFINITY, |a, &b| a.min(b));
     let hi = hi.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    Ok((lo, hi))
+    // `+ 0.0` turns −0 into +0, so that the result does not depend on
+    // which zero came first, however `values` is split.
+    Ok((lo + 0.0, hi + 0.0))
 }
 
 /// `c` must be a valid averaging constant for (31).
