@@ -1,8 +1,10 @@
-"""Markdown table of GOPS from criterion's results (target/criterion) and,
+"""Markdown tables of GOPS from criterion's results (target/criterion) and,
 optionally, an ONNX Runtime run of ort_bench.py (--ort JSON) and a PyTorch
-run of torch_bench.py (--torch JSON), for the README.
+run of torch_bench.py (--torch JSON), for the README: the static layers,
+then (if `cargo bench --bench dynamic` ran) the dynamic ones.
 
     cargo bench --bench gemm
+    cargo bench --bench dynamic
     python3 benches/peers/ort_bench.py --threads 1,2 --json /tmp/ort.json
     python3 benches/peers/torch_bench.py --threads 1,2 --json /tmp/torch.json
     python3 benches/peers/bench_table.py --ort /tmp/ort.json --torch /tmp/torch.json
@@ -19,12 +21,7 @@ SHAPES = [(1, 4096, 4096), (4, 4096, 4096), (16, 1024, 1024), (128, 1024, 1024),
 
 def criterion_gops(root, shape, function, parameter):
     m, p, n = shape
-    path = os.path.join(root, f"{m}x{p}x{n}", function, parameter, "new", "estimates.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        ns = json.load(fh)["median"]["point_estimate"]
-    return 2 * m * p * n / ns
+    return gops_at(os.path.join(root, f"{m}x{p}x{n}", function, parameter), shape)
 
 
 def peer_gops(path):
@@ -67,6 +64,53 @@ def main():
             row.append(f"{fmt(torch.get(('linear_x86', shape, 1)))} / "
                        f"{fmt(torch.get(('linear_x86', shape, 2)))}")
         print("| " + " | ".join(row) + " |")
+    dynamic_table(args.criterion, torch)
+
+
+def dynamic_table(root, torch):
+    """`cargo bench --bench dynamic` beside PyTorch's dynamic Linear, if
+    criterion has results of the former."""
+    conventions = [("onnxruntime u8", "ONNX Runtime's"), ("pytorch x86 u7", "PyTorch's")]
+    cells = {}
+    for shape in SHAPES:
+        m, p, n = shape
+        for threads in ("1 thread", "all threads"):
+            base = os.path.join(root, f"dynamic {m}x{p}x{n}", threads)
+            if not os.path.isdir(base):
+                continue
+            for name, _ in conventions:
+                # The bench names each result "<convention> <kernel>".
+                for entry in sorted(os.listdir(base)):
+                    if entry.startswith(name + " "):
+                        cells[(shape, name, threads)] = gops_at(os.path.join(base, entry), shape)
+    if not cells:
+        return
+    fmt = lambda v: "–" if v is None else (f"{v:.0f}" if v >= 10 else f"{v:.1f}")
+    head = ["shape m×p×n"] + [f"qlinear, {label} activations, 1 / 2 thr" for _, label in conventions]
+    if torch:
+        head.append("PyTorch dynamic Linear (x86) 1 / 2 thr")
+    print()
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for shape in SHAPES:
+        row = [f"{shape[0]}×{shape[1]}×{shape[2]}"]
+        for name, _ in conventions:
+            row.append(f"{fmt(cells.get((shape, name, '1 thread')))} / "
+                       f"{fmt(cells.get((shape, name, 'all threads')))}")
+        if torch:
+            row.append(f"{fmt(torch.get(('dynamic_x86', shape, 1)))} / "
+                       f"{fmt(torch.get(('dynamic_x86', shape, 2)))}")
+        print("| " + " | ".join(row) + " |")
+
+
+def gops_at(directory, shape):
+    """GOPS of the criterion result in `directory`, or None."""
+    m, p, n = shape
+    path = os.path.join(directory, "new", "estimates.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        return 2 * m * p * n / json.load(fh)["median"]["point_estimate"]
 
 
 main()
