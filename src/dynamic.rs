@@ -19,6 +19,11 @@
 //!
 //! With [`Granularity::PerRow`] a row's result depends on that row alone:
 //! it is the same whether the row is run alone or in any batch.
+//!
+//! Each call reads its input twice before the product: once for the
+//! extremes (which also finds any non-finite value), once to quantize. Both
+//! loops vectorize, and large inputs are split across the rayon pool; the
+//! results do not depend on the split.
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
 

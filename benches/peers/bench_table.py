@@ -87,6 +87,7 @@ def dynamic_table(root, torch):
         return
     fmt = lambda v: "–" if v is None else (f"{v:.0f}" if v >= 10 else f"{v:.1f}")
     head = ["shape m×p×n"] + [f"qlinear, {label} activations, 1 / 2 thr" for _, label in conventions]
+    head.append("ndarray f32 `dot` 1 thr")
     if torch:
         head.append("PyTorch dynamic Linear (x86) 1 / 2 thr")
     print()
@@ -97,6 +98,7 @@ def dynamic_table(root, torch):
         for name, _ in conventions:
             row.append(f"{fmt(cells.get((shape, name, '1 thread')))} / "
                        f"{fmt(cells.get((shape, name, 'all threads')))}")
+        row.append(fmt(criterion_gops(root, shape, "ndarray f32 dot", "1 thread")))
         if torch:
             row.append(f"{fmt(torch.get(('dynamic_x86', shape, 1)))} / "
                        f"{fmt(torch.get(('dynamic_x86', shape, 2)))}")
