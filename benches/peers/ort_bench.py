@@ -27,18 +27,15 @@ applied to the exact accumulator), to show whether a fast path is exact.
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts", "peers"))
-from common import (cpu_description, exact_matmul, f32, matmul_integer_model,  # noqa: E402
-                    onnx_requantize, ort_session, qlinear_matmul_model)
-
-DEFAULT_SHAPES = "1x4096x4096,4x4096x4096,16x1024x1024,128x1024x1024,512x512x512,256x2048x2048"
+from common import (add_benchmark_arguments, cpu_description, exact_matmul, f32,  # noqa: E402
+                    matmul_integer_model, median_time, onnx_requantize, ort_session,
+                    parse_benchmark_arguments, parse_shapes, qlinear_matmul_model)
 
 # name -> (operator, A dtype, B dtype)
 OPS = {
@@ -55,14 +52,6 @@ LABEL = {
     "qlinear_u8s8": "QLinearMatMul u8xs8",
     "qlinear_s8s8": "QLinearMatMul s8xs8",
 }
-
-
-def parse_shapes(text):
-    shapes = []
-    for item in text.split(","):
-        m, k, n = (int(v) for v in item.lower().split("x"))
-        shapes.append((m, k, n))
-    return shapes
 
 
 def full_range(rng, dtype, shape):
@@ -88,38 +77,11 @@ def build(op, m, k, n, a_dtype, b):
         acc, a_s, b_s, y_s, y_zp, int(info.min), int(info.max))).sum())
 
 
-def time_session(sess, a, warmup, reps, min_seconds):
-    """Median seconds of sess.run over at least `reps` runs and at least
-    `min_seconds` of measuring, after `warmup` runs. Returns (median, runs,
-    last output)."""
-    feeds = {"a": a}
-    y = None
-    for _ in range(warmup):
-        y = sess.run(None, feeds)[0]
-    times = []
-    start = time.perf_counter()
-    while len(times) < reps or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        y = sess.run(None, feeds)[0]
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), len(times), y
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="1 warm-up and 2 timed runs per point: validates the script, not a measurement")
-    ap.add_argument("--threads", default="1,2", help="comma-separated intra_op_num_threads values")
-    ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated MxKxN")
+    add_benchmark_arguments(ap, "comma-separated intra_op_num_threads values")
     ap.add_argument("--ops", default=",".join(OPS), help="comma-separated, from: " + ", ".join(OPS))
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=10, help="minimum timed runs per point")
-    ap.add_argument("--min-seconds", type=float, default=1.0, help="minimum measuring time per point")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--json", help="also write the results to this JSON file")
-    args = ap.parse_args()
-    if args.quick:
-        args.warmup, args.reps, args.min_seconds = 1, 2, 0.0
+    args = parse_benchmark_arguments(ap)
 
     import onnxruntime as ort
     threads = [int(t) for t in args.threads.split(",")]
@@ -149,7 +111,9 @@ def main():
                 row = {"op": op, "label": LABEL[op], "m": m, "k": k, "n": n, "threads": t}
                 try:
                     sess = ort_session(model, intra_threads=t)
-                    sec, runs, y = time_session(sess, a, args.warmup, args.reps, args.min_seconds)
+                    feeds = {"a": a}
+                    sec, runs, y = median_time(lambda s=sess: s.run(None, feeds)[0],
+                                               args.warmup, args.reps, args.min_seconds)
                 except Exception as exc:
                     row["error"] = str(exc)[:200]
                     results.append(row)

@@ -32,23 +32,17 @@ import argparse
 import json
 import math
 import os
-import statistics
 import sys
-import time
 import warnings
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "scripts", "peers"))
-from common import cpu_description, exact_matmul  # noqa: E402
+from common import (add_benchmark_arguments, cpu_description, exact_matmul,  # noqa: E402
+                    median_time, parse_benchmark_arguments, parse_shapes)
 
-DEFAULT_SHAPES = "1x4096x4096,4x4096x4096,16x1024x1024,128x1024x1024,512x512x512,256x2048x2048"
 A_ZP, A_SCALE_LOG2, W_SCALE_LOG2 = 128, -6, -7
-
-
-def parse_shapes(text):
-    return [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
 
 
 def output_shift(k):
@@ -90,39 +84,15 @@ def make_dynamic_layer(torch, w_real):
     return layer
 
 
-def time_layer(layer, x, warmup, reps, min_seconds):
-    """(median seconds, runs, last output) of layer(x)."""
-    y = None
-    for _ in range(warmup):
-        y = layer(x)
-    times = []
-    start = time.perf_counter()
-    while len(times) < reps or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        y = layer(x)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), len(times), y
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="1 warm-up and 2 timed runs per point: validates the script, not a measurement")
-    ap.add_argument("--threads", default="1,2", help="comma-separated torch.set_num_threads values")
-    ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated MxKxN")
+    add_benchmark_arguments(ap, "comma-separated torch.set_num_threads values")
     ap.add_argument("--engines", default="x86,fbgemm",
                     help="comma-separated torch.backends.quantized engines (onednn ran this "
                          "layer at under 0.1 GOPS here, so it is not in the default list)")
     ap.add_argument("--kinds", default="static,dynamic",
                     help="comma-separated: static (quantized.Linear), dynamic (quantized.dynamic.Linear)")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=10, help="minimum timed runs per point")
-    ap.add_argument("--min-seconds", type=float, default=1.0, help="minimum measuring time per point")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--json", help="also write the results to this JSON file")
-    args = ap.parse_args()
-    if args.quick:
-        args.warmup, args.reps, args.min_seconds = 1, 2, 0.0
+    args = parse_benchmark_arguments(ap)
 
     import torch
     warnings.filterwarnings("ignore", message=".*deprecated.*")
@@ -166,8 +136,8 @@ def main():
                     row = {"op": op, "kind": kind, "engine": engine, "m": m, "k": k, "n": n,
                            "threads": t}
                     try:
-                        sec, runs, y = time_layer(layer, x, args.warmup, args.reps,
-                                                  args.min_seconds)
+                        sec, runs, y = median_time(lambda: layer(x), args.warmup, args.reps,
+                                                   args.min_seconds)
                     except Exception as exc:
                         row["error"] = str(exc)[:200]
                         results.append(row)

@@ -1,13 +1,15 @@
 """Helpers shared by the peer scripts (tflite_fc.py, ort_qlinearmatmul.py,
-../../benches/peers/ort_bench.py).
+../../benches/peers/ort_bench.py, ../../benches/peers/torch_bench.py).
 
 Everything here is plain numpy / Python: exact rounding helpers, float32
-bit-pattern helpers, a compact JSON writer and a short description of the
-machine the runtimes ran on.
+bit-pattern helpers, a compact JSON writer, a short description of the
+machine the runtimes ran on, and the benchmarks' shared options and timer.
 """
 import json
 import platform
+import statistics
 import struct
+import time
 
 import numpy as np
 
@@ -65,6 +67,51 @@ def write_cases_json(path, meta, list_key, cases):
             fh.write(json.dumps(case, separators=(",", ":")))
             fh.write(",\n" if i + 1 < len(cases) else "\n")
         fh.write("]\n}\n")
+
+
+# --- benchmarks ----------------------------------------------------------------
+DEFAULT_SHAPES = "1x4096x4096,4x4096x4096,16x1024x1024,128x1024x1024,512x512x512,256x2048x2048"
+
+
+def add_benchmark_arguments(ap, threads_help):
+    """The options every peer benchmark takes."""
+    ap.add_argument("--quick", action="store_true",
+                    help="1 warm-up and 2 timed runs per point: validates the script, not a measurement")
+    ap.add_argument("--threads", default="1,2", help=threads_help)
+    ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated MxKxN")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=10, help="minimum timed runs per point")
+    ap.add_argument("--min-seconds", type=float, default=1.0, help="minimum measuring time per point")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", help="also write the results to this JSON file")
+
+
+def parse_benchmark_arguments(ap):
+    """ap's arguments, with --quick applied."""
+    args = ap.parse_args()
+    if args.quick:
+        args.warmup, args.reps, args.min_seconds = 1, 2, 0.0
+    return args
+
+
+def parse_shapes(text):
+    """[(m, k, n), ...] from "MxKxN,MxKxN"."""
+    return [tuple(int(v) for v in item.lower().split("x")) for item in text.split(",")]
+
+
+def median_time(call, warmup, reps, min_seconds):
+    """(median seconds, runs, last result) of call() over at least `reps`
+    runs and at least `min_seconds` of measuring, after `warmup` runs."""
+    result = None
+    for _ in range(warmup):
+        result = call()
+    times = []
+    start = time.perf_counter()
+    while len(times) < reps or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times), result
 
 
 # --- machine description ------------------------------------------------------
