@@ -304,7 +304,7 @@ impl DynamicLinear {
         let (m, p) = (params.len(), self.in_features());
         let mut x_q = vec![T::default(); m * p];
         let quantize_row = |((row, row_q), &row_params): ((&[f32], &mut [T]), &QuantParams)| {
-            ScalarQuantizer::new(row_params, range).quantize_slice(row, row_q)
+            ScalarQuantizer::new(row_params, range).quantize_finite_slice(row, row_q)
         };
         if p > 0 {
             #[cfg(feature = "parallel")]

@@ -79,31 +79,52 @@ impl ScalarQuantizer {
     }
 
     /// [`quantize`](Self::quantize) for a range within `±2^22`.
+    #[inline]
+    fn quantize_in_small_range(&self, x: f32) -> i32 {
+        let y = x * self.inv_scale + self.zero_point;
+        let r = self.round_in_small_range(y);
+        if y.is_nan() {
+            self.nan_value
+        } else {
+            r
+        }
+    }
+
+    /// `y` clamped to the range and rounded half to even, for a range
+    /// within `±2^22`; a NaN gives `qmin`.
     ///
     /// Clamps before rounding: rounding is monotone and the bounds are
     /// integers, so the order does not change the result, and clamping
     /// first lets one addition of [`ROUNDING_BIAS`] round. The sum `t`
     /// lies in `[2^23, 2^24]`, where the bits of `t` minus those of the bias
     /// are the rounded integer, so no float-to-int conversion is needed.
-    /// With NaN set aside by a select, the whole is branch-free and
-    /// vectorizes (`round_ties_even` is a call to `rintf` per element
-    /// without SSE4.1, and a saturating `as i32` does not vectorize).
+    /// The whole is branch-free and vectorizes (`round_ties_even` is a call
+    /// to `rintf` per element without SSE4.1, and a saturating `as i32`
+    /// does not vectorize). Plain compares rather than `f32::max`/`min`,
+    /// whose NaN rules cost extra instructions.
     #[inline]
-    fn quantize_in_small_range(&self, x: f32) -> i32 {
-        let y = x * self.inv_scale + self.zero_point;
-        // Plain compares rather than `f32::max`/`min`, whose NaN rules cost
-        // extra instructions: a NaN `y` is replaced below anyway.
+    fn round_in_small_range(&self, y: f32) -> i32 {
         let above_min = if y > self.qmin { y } else { self.qmin };
         let t = if above_min < self.qmax {
             above_min
         } else {
             self.qmax
         } + ROUNDING_BIAS;
-        let r = t.to_bits() as i32 - ROUNDING_BIAS.to_bits() as i32;
-        if y.is_nan() {
-            self.nan_value
+        t.to_bits() as i32 - ROUNDING_BIAS.to_bits() as i32
+    }
+
+    /// [`quantize_slice`](Self::quantize_slice) for finite `src` and valid
+    /// params (a finite `1/s`), where `x/s + z` cannot be NaN, so the NaN
+    /// select can go. A NaN in `src` gives `qmin` rather than the zero
+    /// point.
+    pub(crate) fn quantize_finite_slice<T: QuantElem>(self, src: &[f32], dst: &mut [T]) {
+        if self.small_range {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                let y = x * self.inv_scale + self.zero_point;
+                *d = T::from_i32_clamped(self.round_in_small_range(y));
+            }
         } else {
-            r
+            self.quantize_slice(src, dst);
         }
     }
 
@@ -352,6 +373,52 @@ mod tests {
             assert_eq!(q.small_range, range.qmax <= BIAS_BOUND);
             for &y in &values {
                 assert_eq!(q.quantize(y), direct(&q, y), "{y:e} onto {range:?}");
+            }
+        }
+    }
+
+    /// Without the NaN select, the same values on finite input, including
+    /// products that overflow to ±∞ and zeros under the largest valid
+    /// `1/s`, for signed, unsigned and wide ranges.
+    #[test]
+    fn finite_slices_quantize_as_the_general_path() {
+        let mut state = 0x0123_4567_89ab_cdefu64;
+        let mut src: Vec<f32> = (0..5000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                f32::from_bits((state >> 32) as u32)
+            })
+            .filter(|v| v.is_finite())
+            .collect();
+        src.extend([
+            0.0,
+            -0.0,
+            f32::MAX,
+            f32::MIN,
+            1e-45,
+            -1e-45,
+            0.5,
+            -2.5,
+            127.5,
+        ]);
+        let largest_reciprocal = 1.0 / f64::from(f32::MAX) * (1.0 + 1e-9);
+        for scale in [1.0, 0.03, largest_reciprocal, 1e30] {
+            for zero_point in [0, 3, -100, 200, i32::MAX] {
+                let params = QuantParams::new(scale, zero_point).unwrap();
+                for range in [
+                    QuantRange::INT8,
+                    QuantRange::UINT8,
+                    QuantRange::new(-(1 << 30), 1 << 30).unwrap(),
+                ] {
+                    let q = ScalarQuantizer::new(params, range);
+                    let mut want = vec![0i8; src.len()];
+                    let mut got = vec![0i8; src.len()];
+                    q.quantize_slice(&src, &mut want);
+                    q.quantize_finite_slice(&src, &mut got);
+                    assert_eq!(got, want, "{params:?} {range:?}");
+                }
             }
         }
     }
