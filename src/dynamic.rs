@@ -22,7 +22,8 @@
 //!
 //! Each call reads its input twice before the product: once for the
 //! extremes (which also finds any non-finite value), once to quantize. Both
-//! loops vectorize, and large inputs are split across the rayon pool; the
+//! loops vectorize. Inputs of 2^15 elements or more are split across the
+//! rayon pool: by rows, and a whole tensor's extremes by pieces; the
 //! results do not depend on the split.
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
@@ -222,8 +223,8 @@ impl DynamicLinear {
         }
         let (m, n) = (x.nrows(), self.out_features());
         check_size("output", &[m, n])?;
-        let values = row_major(x.view());
-        let params = self.params_of_rows(&values, m)?;
+        let values = row_major_checked(x.view())?;
+        let params = self.params_of_rows(&values, (m, x.ncols()))?;
         let mut out = vec![0f32; m * n];
         let range = self.activations.range;
         if range.qmin >= 0 {
@@ -241,13 +242,16 @@ impl DynamicLinear {
         &self,
         x: ArrayView2<'_, f32>,
     ) -> Result<Vec<QuantParams>, QuantError> {
-        check_size("activation params", &[x.nrows()])?;
-        self.params_of_rows(&row_major(x), x.nrows())
+        self.params_of_rows(&row_major_checked(x)?, x.dim())
     }
 
-    /// [`activation_params`](Self::activation_params) of the `m` rows
+    /// [`activation_params`](Self::activation_params) of the `m` rows of `p`
     /// stored in `values`, row-major.
-    fn params_of_rows(&self, values: &[f32], m: usize) -> Result<Vec<QuantParams>, QuantError> {
+    fn params_of_rows(
+        &self,
+        values: &[f32],
+        (m, p): (usize, usize),
+    ) -> Result<Vec<QuantParams>, QuantError> {
         let DynamicActivations {
             granularity,
             scheme,
@@ -266,7 +270,6 @@ impl DynamicLinear {
                 scheme.params(0.0, 0.0, range)
             }
         };
-        let p = self.in_features();
         match granularity {
             Granularity::PerTensor => {
                 let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
@@ -284,11 +287,17 @@ impl DynamicLinear {
             Granularity::PerRow if p == 0 => {
                 Ok(vec![params_of((f32::INFINITY, f32::NEG_INFINITY))?; m])
             }
-            Granularity::PerRow => map_chunks(values, p, |row| finite_extremes(row).map(params_of))
-                .into_iter()
-                .enumerate()
-                .map(|(i, row)| row.map_err(|j| non_finite(i * p + j))?)
-                .collect(),
+            Granularity::PerRow => {
+                // Every row's values are checked before any row's
+                // parameters, so a non-finite value is reported before a
+                // scheme's refusal of an earlier row.
+                let extremes: Vec<(f32, f32)> = map_chunks(values, p, finite_extremes)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, e)| e.map_err(|j| non_finite(i * p + j)))
+                    .collect::<Result<_, _>>()?;
+                extremes.into_iter().map(params_of).collect()
+            }
         }
     }
 
@@ -419,13 +428,18 @@ fn map_chunks<R: Send>(
 }
 
 /// The elements of `x` in logical row-major order: borrowed when `x` is
-/// stored that way, copied once otherwise (transposed or strided views),
-/// so that every later pass reads one contiguous slice.
-fn row_major(x: ArrayView2<'_, f32>) -> Cow<'_, [f32]> {
-    match x.to_slice() {
+/// stored that way, copied once otherwise (transposed, strided or
+/// broadcast views), so that every later pass reads one contiguous slice.
+///
+/// Errors if the copy, the quantized copy or the per-row parameters could
+/// not be allocated.
+fn row_major_checked(x: ArrayView2<'_, f32>) -> Result<Cow<'_, [f32]>, QuantError> {
+    check_size("activation params", &[x.nrows()])?;
+    check_size("input", &[x.nrows(), x.ncols()])?;
+    Ok(match x.to_slice() {
         Some(values) => Cow::Borrowed(values),
         None => Cow::Owned(x.iter().copied().collect()),
-    }
+    })
 }
 
 /// (23) fused into the kernel's write-back.

@@ -471,6 +471,84 @@ fn large_dynamic_inputs_are_identical_on_any_thread_count() {
     }
 }
 
+/// `activation_params` takes its rows from `x` whatever its width; every
+/// value is checked for finiteness before any row's parameters are
+/// derived; inputs too large to copy are refused, not a panic.
+#[test]
+fn dynamic_params_follow_their_input_and_check_it_first() {
+    let per_row = |scheme| DynamicActivations {
+        granularity: Granularity::PerRow,
+        scheme,
+        range: QuantRange::UINT8,
+    };
+    let layer = DynamicLinear::from_quantized(
+        Array2::<i8>::ones((3, 2)),
+        QuantParams::new(1.0, 0).unwrap(),
+        None,
+    )
+    .unwrap()
+    .with_activations(per_row(Scheme::Affine))
+    .unwrap();
+    for x in [
+        array![[1.0f32, 2.0, 3.0, 4.0], [-1.0, 0.5, 0.0, 9.0]],
+        array![[1.0f32], [2.0], [-3.0]],
+    ] {
+        let want: Vec<QuantParams> = x
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let lo = row.iter().fold(f64::INFINITY, |a, &v| a.min(f64::from(v)));
+                let hi = row
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |a, &v| a.max(f64::from(v)));
+                Scheme::Affine.params(lo, hi, QuantRange::UINT8).unwrap()
+            })
+            .collect();
+        assert_eq!(layer.activation_params(x.view()).unwrap(), want);
+    }
+    // The first row's range is too far from 0 for the notebook's zero
+    // point; the NaN in the second row is still the error reported.
+    let notebook = layer
+        .clone()
+        .with_activations(per_row(Scheme::Notebook))
+        .unwrap();
+    let x = array![[1e9f32, 1e9 + 64.0], [f32::NAN, 1.0]];
+    assert!(matches!(
+        notebook.activation_params(x.view()),
+        Err(QuantError::NonFinite { index: 2, .. })
+    ));
+    // Without output columns, a broadcast input of 2^62 rows still has to
+    // be copied and quantized.
+    let no_outputs = DynamicLinear::from_quantized(
+        Array2::<i8>::zeros((1, 0)),
+        QuantParams::new(1.0, 0).unwrap(),
+        None,
+    )
+    .unwrap();
+    let one = array![[1.0f32]];
+    let huge = one.broadcast((1usize << 62, 1)).unwrap();
+    assert!(matches!(
+        no_outputs.forward(&huge),
+        Err(QuantError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        no_outputs.activation_params(huge),
+        Err(QuantError::TooLarge { .. })
+    ));
+    let wide = Array2::<f32>::zeros((1, 1 << 10));
+    let huge = wide.broadcast((1usize << 50, 1 << 10)).unwrap();
+    let layer = DynamicLinear::from_quantized(
+        Array2::<i8>::zeros((1 << 10, 0)),
+        QuantParams::new(1.0, 0).unwrap(),
+        None,
+    )
+    .unwrap();
+    assert!(matches!(
+        layer.forward(&huge),
+        Err(QuantError::TooLarge { what: "input", .. })
+    ));
+}
+
 #[test]
 fn per_row_dynamic_rows_do_not_depend_on_the_batch() {
     let mut rng = StdRng::seed_from_u64(11);
