@@ -116,7 +116,7 @@ impl ScalarQuantizer {
     /// [`quantize_slice`](Self::quantize_slice) for finite `src` and valid
     /// params (a finite `1/s`), where `x/s + z` cannot be NaN, so the NaN
     /// select can go. A NaN in `src` gives `qmin` rather than the zero
-    /// point.
+    /// point (for ranges within `±2^22`; wider ones take the general path).
     pub(crate) fn quantize_finite_slice<T: QuantElem>(self, src: &[f32], dst: &mut [T]) {
         if self.small_range {
             for (d, &x) in dst.iter_mut().zip(src) {
@@ -319,20 +319,22 @@ mod tests {
         assert_eq!(q, array![0i8, 2, 2, 0, -2, -2]);
     }
 
+    /// Equation (5) as first written, before the bias: round, then clamp.
+    fn round_then_clamp(q: &ScalarQuantizer, x: f32) -> i32 {
+        let r = (x * q.inv_scale + q.zero_point).round_ties_even();
+        if r.is_nan() {
+            q.nan_value
+        } else {
+            r.clamp(q.qmin, q.qmax) as i32
+        }
+    }
+
     /// Clamping before rounding, and rounding by the bias, against the
     /// direct order with `round_ties_even`: on every tie near 0 and near
     /// `±2^22` (the bias's limit), random bit patterns and the special
     /// values, for 8-bit ranges, the widest biased range and a wider one.
     #[test]
     fn biased_rounding_after_the_clamp_equals_rounding_first() {
-        let direct = |q: &ScalarQuantizer, y: f32| {
-            let r = y.round_ties_even();
-            if r.is_nan() {
-                q.nan_value
-            } else {
-                r.clamp(q.qmin, q.qmax) as i32
-            }
-        };
         let bound = BIAS_BOUND as f32;
         let mut values = vec![
             0.0,
@@ -372,16 +374,30 @@ mod tests {
             let q = ScalarQuantizer::new(p, range);
             assert_eq!(q.small_range, range.qmax <= BIAS_BOUND);
             for &y in &values {
-                assert_eq!(q.quantize(y), direct(&q, y), "{y:e} onto {range:?}");
+                assert_eq!(
+                    q.quantize(y),
+                    round_then_clamp(&q, y),
+                    "{y:e} onto {range:?}"
+                );
             }
         }
     }
 
-    /// Without the NaN select, the same values on finite input, including
-    /// products that overflow to ±∞ and zeros under the largest valid
-    /// `1/s`, for signed, unsigned and wide ranges.
+    /// Without the NaN select, the values of equation (5) as first written
+    /// (round, then clamp) on finite input, including products that
+    /// overflow to ±∞ and zeros under the largest valid `1/s`, stored as
+    /// `i8` and as `u8`.
     #[test]
-    fn finite_slices_quantize_as_the_general_path() {
+    fn finite_slices_quantize_as_rounding_then_clamping() {
+        fn check<T: QuantElem + PartialEq + std::fmt::Debug>(q: ScalarQuantizer, src: &[f32]) {
+            let want: Vec<T> = src
+                .iter()
+                .map(|&x| T::from_i32_clamped(round_then_clamp(&q, x)))
+                .collect();
+            let mut got = vec![T::default(); src.len()];
+            q.quantize_finite_slice(src, &mut got);
+            assert_eq!(got, want, "{q:?}");
+        }
         let mut state = 0x0123_4567_89ab_cdefu64;
         let mut src: Vec<f32> = (0..5000)
             .map(|_| {
@@ -407,18 +423,13 @@ mod tests {
         for scale in [1.0, 0.03, largest_reciprocal, 1e30] {
             for zero_point in [0, 3, -100, 200, i32::MAX] {
                 let params = QuantParams::new(scale, zero_point).unwrap();
-                for range in [
-                    QuantRange::INT8,
-                    QuantRange::UINT8,
-                    QuantRange::new(-(1 << 30), 1 << 30).unwrap(),
-                ] {
-                    let q = ScalarQuantizer::new(params, range);
-                    let mut want = vec![0i8; src.len()];
-                    let mut got = vec![0i8; src.len()];
-                    q.quantize_slice(&src, &mut want);
-                    q.quantize_finite_slice(&src, &mut got);
-                    assert_eq!(got, want, "{params:?} {range:?}");
-                }
+                check::<i8>(ScalarQuantizer::new(params, QuantRange::INT8), &src);
+                check::<i8>(ScalarQuantizer::new(params, QuantRange::INT8_NARROW), &src);
+                check::<u8>(ScalarQuantizer::new(params, QuantRange::UINT8), &src);
+                check::<u8>(
+                    ScalarQuantizer::new(params, QuantRange::UINT8_REDUCED),
+                    &src,
+                );
             }
         }
     }
