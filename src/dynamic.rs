@@ -311,27 +311,7 @@ impl DynamicLinear {
     ) -> Result<(), QuantError> {
         let range = self.activations.range;
         let (m, p) = (params.len(), self.in_features());
-        let mut x_q = vec![T::default(); m * p];
-        let quantize_row = |((row, row_q), &row_params): ((&[f32], &mut [T]), &QuantParams)| {
-            ScalarQuantizer::new(row_params, range).quantize_finite_slice(row, row_q)
-        };
-        if p > 0 {
-            #[cfg(feature = "parallel")]
-            if m * p >= PARALLEL_MIN_ELEMENTS {
-                use rayon::prelude::*;
-                let rows = values.par_chunks_exact(p).zip(x_q.par_chunks_exact_mut(p));
-                rows.zip(params).for_each(quantize_row);
-            }
-            #[cfg(feature = "parallel")]
-            let sequential = m * p < PARALLEL_MIN_ELEMENTS;
-            #[cfg(not(feature = "parallel"))]
-            let sequential = true;
-            if sequential {
-                let rows = values.chunks_exact(p).zip(x_q.chunks_exact_mut(p));
-                rows.zip(params).for_each(quantize_row);
-            }
-        }
-        let x_q = to_matrix(m, p, x_q);
+        let x_q = to_matrix(m, p, quantize_rows::<T>(values, p, params, range));
         let shift = self.kernel.shift(T::KIND, range);
         let max_zx = params
             .iter()
@@ -425,6 +405,34 @@ fn map_chunks<R: Send>(
         return data.par_chunks(chunk).map(f).collect();
     }
     data.chunks(chunk).map(f).collect()
+}
+
+/// The rows in `values` (each `p` long, row-major), each quantized with its
+/// `params` onto `range`; on the rayon pool when they are many. The values
+/// must be finite (see [`ScalarQuantizer::quantize_finite_slice`]).
+fn quantize_rows<T: QuantElem>(
+    values: &[f32],
+    p: usize,
+    params: &[QuantParams],
+    range: QuantRange,
+) -> Vec<T> {
+    let mut x_q = vec![T::default(); params.len() * p];
+    if p == 0 {
+        return x_q;
+    }
+    let quantize_row = |((row, row_q), &row_params): ((&[f32], &mut [T]), &QuantParams)| {
+        ScalarQuantizer::new(row_params, range).quantize_finite_slice(row, row_q)
+    };
+    #[cfg(feature = "parallel")]
+    if x_q.len() >= PARALLEL_MIN_ELEMENTS {
+        use rayon::prelude::*;
+        let rows = values.par_chunks_exact(p).zip(x_q.par_chunks_exact_mut(p));
+        rows.zip(params).for_each(quantize_row);
+        return x_q;
+    }
+    let rows = values.chunks_exact(p).zip(x_q.chunks_exact_mut(p));
+    rows.zip(params).for_each(quantize_row);
+    x_q
 }
 
 /// The elements of `x` in logical row-major order: borrowed when `x` is

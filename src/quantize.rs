@@ -65,28 +65,14 @@ impl ScalarQuantizer {
     /// Equation (5); NaN gives the quantized value of real 0.
     #[inline]
     pub(crate) fn quantize(&self, x: f32) -> i32 {
-        if self.small_range {
-            self.quantize_in_small_range(x)
-        } else {
-            let r = (x * self.inv_scale + self.zero_point).round_ties_even();
-            if r.is_nan() {
-                self.nan_value
-            } else {
-                // In range after the clamp, so the cast is exact.
-                r.clamp(self.qmin, self.qmax) as i32
-            }
-        }
-    }
-
-    /// [`quantize`](Self::quantize) for a range within `±2^22`.
-    #[inline]
-    fn quantize_in_small_range(&self, x: f32) -> i32 {
         let y = x * self.inv_scale + self.zero_point;
-        let r = self.round_in_small_range(y);
         if y.is_nan() {
             self.nan_value
+        } else if self.small_range {
+            self.round_in_small_range(y)
         } else {
-            r
+            // In range after the clamp, so the cast is exact.
+            y.round_ties_even().clamp(self.qmin, self.qmax) as i32
         }
     }
 
@@ -113,27 +99,16 @@ impl ScalarQuantizer {
         t.to_bits() as i32 - ROUNDING_BIAS.to_bits() as i32
     }
 
-    /// [`quantize_slice`](Self::quantize_slice) for finite `src` and valid
-    /// params (a finite `1/s`), where `x/s + z` cannot be NaN, so the NaN
-    /// select can go. A NaN in `src` gives `qmin` rather than the zero
-    /// point (for ranges within `±2^22`; wider ones take the general path).
+    /// [`quantize`](Self::quantize) of each of `src` into `dst`, as `T`
+    /// (the range must lie within `T`), for finite `src` and valid params
+    /// (a finite `1/s`): `x/s + z` cannot be NaN there, so the loop needs
+    /// no NaN select and vectorizes. A NaN in `src` would give `qmin`
+    /// rather than the zero point (for ranges within `±2^22`).
     pub(crate) fn quantize_finite_slice<T: QuantElem>(self, src: &[f32], dst: &mut [T]) {
         if self.small_range {
             for (d, &x) in dst.iter_mut().zip(src) {
                 let y = x * self.inv_scale + self.zero_point;
                 *d = T::from_i32_clamped(self.round_in_small_range(y));
-            }
-        } else {
-            self.quantize_slice(src, dst);
-        }
-    }
-
-    /// [`quantize`](Self::quantize) of each of `src` into `dst`, as `T`
-    /// (the range must lie within `T`).
-    pub(crate) fn quantize_slice<T: QuantElem>(self, src: &[f32], dst: &mut [T]) {
-        if self.small_range {
-            for (d, &x) in dst.iter_mut().zip(src) {
-                *d = T::from_i32_clamped(self.quantize_in_small_range(x));
             }
         } else {
             for (d, &x) in dst.iter_mut().zip(src) {

@@ -247,20 +247,20 @@ pub(crate) fn finite_extremes(values: &[f32]) -> Result<(f32, f32), usize> {
     let mut hi = [f32::NEG_INFINITY; LANES];
     // `v·0` is ±0 for a finite `v` and NaN otherwise; the sum stays NaN.
     let mut poison = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for l in 0..LANES {
-            let v = chunk[l];
-            lo[l] = if v < lo[l] { v } else { lo[l] };
-            hi[l] = if v > hi[l] { v } else { hi[l] };
-            poison[l] += v * 0.0;
-        }
-    }
-    for (l, &v) in tail.iter().enumerate() {
+    let mut push = |l: usize, v: f32| {
         lo[l] = if v < lo[l] { v } else { lo[l] };
         hi[l] = if v > hi[l] { v } else { hi[l] };
         poison[l] += v * 0.0;
+    };
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (l, &v) in chunk.iter().enumerate() {
+            push(l, v);
+        }
+    }
+    for (l, &v) in tail.iter().enumerate() {
+        push(l, v);
     }
     if poison.iter().any(|p| p.is_nan()) {
         // Some value is not finite, so `position` finds one.
