@@ -33,7 +33,9 @@ use crate::error::{check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
-use crate::linear::{check_bound, check_len, to_matrix, Terms};
+use crate::linear::{
+    check_bound, check_len, choose_kernel, kernel_by_name, to_matrix, Terms, MAX_NR,
+};
 use crate::observer::finite_extremes;
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_finite, check_range_fits, ScalarQuantizer};
@@ -113,6 +115,8 @@ pub struct DynamicLinear {
     /// What [`KERNEL_ENV`](crate::gemm::KERNEL_ENV) named when the layer
     /// was built.
     kernel_from_env: Option<KernelChoice>,
+    /// The kernel [`with_kernel`](Self::with_kernel) asked for.
+    kernel_request: Option<KernelChoice>,
     weight: WeightParams,
     weight_scales: Vec<f32>,
     /// `−z_W[j]`; empty when every weight zero point is 0.
@@ -157,6 +161,7 @@ impl DynamicLinear {
             packed,
             kernel,
             kernel_from_env,
+            kernel_request: None,
             weight,
             weight_scales,
             neg_w_zero_points,
@@ -184,7 +189,8 @@ impl DynamicLinear {
 
     /// The same layer quantizing its activations as `activations` says.
     ///
-    /// Errors if the range is not within `i8` or `u8`.
+    /// Errors if the range is not within `i8` or `u8`, or if a kernel
+    /// pinned by [`with_kernel`](Self::with_kernel) is not exact for it.
     pub fn with_activations(
         mut self,
         activations: DynamicActivations,
@@ -193,14 +199,37 @@ impl DynamicLinear {
         if check_range_fits::<u8>(range).is_err() {
             check_range_fits::<i8>(range)?;
         }
+        let kernel = choose_kernel(self.kernel_request, self.kernel_from_env, range)?;
         self.activations = activations;
-        let kernel = KernelChoice::select_with(self.kernel_from_env, range);
         let layout = kernel.layout();
         if layout != self.packed.layout() {
             self.packed = PackedWeights::new(&self.packed.unpack(), layout.0, layout.1);
         }
         self.kernel = kernel;
         Ok(self)
+    }
+
+    /// The same layer running the kernel called `name` (see
+    /// [`available_kernels`](crate::available_kernels)) instead of the
+    /// fastest: to compare kernels, or to pin one.
+    ///
+    /// Errors if this CPU cannot run it or it is not exact for the
+    /// activations' range (the 7-bit kernel with an 8-bit range).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{DynamicActivations, DynamicLinear, QuantParams};
+    /// let p = QuantParams::new(1.0, 0).unwrap();
+    /// let layer = DynamicLinear::from_quantized(array![[1i8]], p, None)?;
+    /// let portable = layer.clone().with_kernel("portable")?;
+    /// assert_eq!(portable.kernel_name(), "portable-i8i8i32");
+    /// assert!(layer.with_kernel("no-such-kernel").is_err());
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn with_kernel(mut self, name: &str) -> Result<DynamicLinear, QuantError> {
+        self.kernel_request = Some(kernel_by_name(name)?);
+        let activations = self.activations;
+        self.with_activations(activations)
     }
 
     /// Runs the layer on real input `x` (m×p, any layout).
@@ -329,14 +358,34 @@ impl DynamicLinear {
             .iter()
             .map(|p| i64::from(p.zero_point) + i64::from(shift))
             .collect();
+        let terms = Terms {
+            neg_w_zero_points: &self.neg_w_zero_points,
+            column_terms: &[],
+            row_zero_points: &row_zero_points,
+            zero_point_terms: &self.zero_point_terms,
+        };
+        let max_distance = params
+            .iter()
+            .map(|p| {
+                let z = i64::from(p.zero_point);
+                (i64::from(range.qmax) - z)
+                    .max(z - i64::from(range.qmin))
+                    .unsigned_abs()
+            })
+            .max()
+            .unwrap_or(0);
+        let fits_i32 = check_bound(
+            self.in_features(),
+            max_distance,
+            128 + self.max_w_zero_point,
+            0,
+            i32::MAX as u128,
+        )
+        .is_ok();
         let epilogue = Dequantize {
             layer: self,
-            terms: Terms {
-                neg_w_zero_points: &self.neg_w_zero_points,
-                column_terms: &[],
-                row_zero_points: &row_zero_points,
-                zero_point_terms: &self.zero_point_terms,
-            },
+            terms,
+            wrapping: fits_i32.then(|| WrappingTerms::new(&terms)),
             row_scales: params.iter().map(|p| p.scale as f32).collect(),
         };
         let with_row_sums = !self.neg_w_zero_points.is_empty();
@@ -454,7 +503,88 @@ fn row_major_checked(x: ArrayView2<'_, f32>) -> Result<Cow<'_, [f32]>, QuantErro
 struct Dequantize<'a> {
     layer: &'a DynamicLinear,
     terms: Terms<'a>,
+    /// The terms of (11) in `i32`, when every accumulator of this call
+    /// provably fits in `i32`.
+    wrapping: Option<WrappingTerms>,
     row_scales: Vec<f32>,
+}
+
+/// The terms of (11) reduced modulo 2^32.
+///
+/// Where `|acc| ≤ p·max|Xq − z_X|·max|Wq − z_W| ≤ 2^31 − 1`, (11) computed
+/// with wrapping `i32` arithmetic on these gives the exact accumulator:
+/// the sum is right modulo 2^32, and only one value of `i32` is. `f32` of
+/// that `i32` is then `f32` of the exact `i64`, so (23) comes out bit for
+/// bit the same as on the `i64` path, with no 64-bit multiply or
+/// conversion (which cost a third of the layer's time at 512×512×512).
+struct WrappingTerms {
+    neg_w_zero_points: Vec<i32>,
+    row_zero_points: Vec<i32>,
+    zero_point_terms: Vec<i32>,
+}
+
+impl WrappingTerms {
+    fn new(terms: &Terms<'_>) -> WrappingTerms {
+        let wrap = |v: &[i64]| v.iter().map(|&x| x as i32).collect();
+        WrappingTerms {
+            neg_w_zero_points: wrap(terms.neg_w_zero_points),
+            row_zero_points: wrap(terms.row_zero_points),
+            zero_point_terms: wrap(terms.zero_point_terms),
+        }
+    }
+}
+
+/// An accumulator of (11), in either width.
+trait Accumulator: Copy {
+    /// The nearest `f32` (one rounding).
+    fn to_f32(self) -> f32;
+    fn is_zero(self) -> bool;
+}
+
+impl Accumulator for i32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    #[inline(always)]
+    fn is_zero(self) -> bool {
+        self == 0
+    }
+}
+
+impl Accumulator for i64 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+    #[inline(always)]
+    fn is_zero(self) -> bool {
+        self == 0
+    }
+}
+
+impl Dequantize<'_> {
+    /// (23) for row `i` from its accumulators `accs[c]`, column `j0 + c`.
+    #[inline(always)]
+    fn dequantize_row<A>(&self, i: usize, j0: usize, accs: &[A], out: &mut [f32])
+    where
+        A: Accumulator,
+    {
+        let l = self.layer;
+        let sx = self.row_scales[i];
+        let scales = &l.weight_scales[j0..j0 + accs.len()];
+        for ((o, &acc), &sw) in out.iter_mut().zip(accs).zip(scales) {
+            // An f32 scale product can overflow to ∞, where a zero
+            // accumulator must still give 0, not ∞·0 = NaN.
+            let y = acc.to_f32() * (sx * sw);
+            *o = if acc.is_zero() { 0.0 } else { y };
+        }
+        if let Some(b) = &l.bias {
+            for (o, &b) in out.iter_mut().zip(b.slice(s![j0..j0 + accs.len()])) {
+                *o += b;
+            }
+        }
+    }
 }
 
 impl Epilogue<f32> for Dequantize<'_> {
@@ -471,30 +601,36 @@ impl Epilogue<f32> for Dequantize<'_> {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        let l = self.layer;
-        let tile = (i0, j0, rows, cols);
+        if let (Dots::I32(dots), Some(w)) = (dots, &self.wrapping) {
+            let span = j0..j0 + cols;
+            let d = &w.zero_point_terms[span.clone()];
+            let nz = &w.neg_w_zero_points;
+            let mut accs = [0i32; MAX_NR];
+            let accs = &mut accs[..cols];
+            for r in 0..rows {
+                let i = i0 + r;
+                let zx = w.row_zero_points[i];
+                for ((acc, &dot), &d) in accs.iter_mut().zip(&dots[r * dots_stride..]).zip(d) {
+                    *acc = dot.wrapping_add(zx.wrapping_mul(d));
+                }
+                if !nz.is_empty() {
+                    let row_sum = row_sums[r] as i32;
+                    for (acc, &nz) in accs.iter_mut().zip(&nz[span.clone()]) {
+                        *acc = acc.wrapping_add(row_sum.wrapping_mul(nz));
+                    }
+                }
+                self.dequantize_row(i, j0, accs, &mut out[r * out_stride..][..cols]);
+            }
+            return;
+        }
         self.terms.for_tile(
-            tile,
+            (i0, j0, rows, cols),
             dots,
             dots_stride,
             row_sums,
             out,
             out_stride,
-            |i, accs, out| {
-                let sx = self.row_scales[i];
-                let scales = &l.weight_scales[j0..j0 + cols];
-                for ((o, &acc), &sw) in out.iter_mut().zip(accs).zip(scales) {
-                    // An f32 scale product can overflow to ∞, where a zero
-                    // accumulator must still give 0, not ∞·0 = NaN.
-                    let y = acc as f32 * (sx * sw);
-                    *o = if acc == 0 { 0.0 } else { y };
-                }
-                if let Some(b) = &l.bias {
-                    for (o, &b) in out.iter_mut().zip(b.slice(s![j0..j0 + cols])) {
-                        *o += b;
-                    }
-                }
-            },
+            |i, accs, out| self.dequantize_row(i, j0, accs, out),
         );
     }
 }

@@ -364,8 +364,7 @@ impl QuantizedLinear {
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
     pub fn with_kernel(mut self, name: &str) -> Result<QuantizedLinear, QuantError> {
-        let kernel = KernelChoice::by_name(name).ok_or_else(|| kernel_unavailable(name))?;
-        self.spec.kernel_request = Some(kernel);
+        self.spec.kernel_request = Some(kernel_by_name(name)?);
         self.reprepare()
     }
 
@@ -714,18 +713,32 @@ fn kernel_unavailable(name: &str) -> QuantError {
     }
 }
 
+/// The kernel called `name`, if this CPU runs it.
+pub(crate) fn kernel_by_name(name: &str) -> Result<KernelChoice, QuantError> {
+    KernelChoice::by_name(name).ok_or_else(|| kernel_unavailable(name))
+}
+
+/// The kernel a layer runs: the one requested, if it is exact for
+/// activations within `input_range`; with no request, the fastest that is
+/// (or the one [`KERNEL_ENV`](crate::KERNEL_ENV) named when the layer was
+/// built).
+pub(crate) fn choose_kernel(
+    request: Option<KernelChoice>,
+    from_env: Option<KernelChoice>,
+    input_range: QuantRange,
+) -> Result<KernelChoice, QuantError> {
+    match request {
+        Some(k) if k.accepts(input_range) => Ok(k),
+        Some(k) => Err(kernel_unavailable(k.name())),
+        None => Ok(KernelChoice::select_with(from_env, input_range)),
+    }
+}
+
 impl Spec {
     /// The kernel asked for, or the fastest that is exact for the input
     /// range.
     fn kernel(&self) -> Result<KernelChoice, QuantError> {
-        match self.kernel_request {
-            Some(k) if k.accepts(self.input_range) => Ok(k),
-            Some(k) => Err(kernel_unavailable(k.name())),
-            None => Ok(KernelChoice::select_with(
-                self.kernel_from_env,
-                self.input_range,
-            )),
-        }
+        choose_kernel(self.kernel_request, self.kernel_from_env, self.input_range)
     }
 
     /// Derives everything the forward pass needs, validating every option.
@@ -939,7 +952,7 @@ impl Terms<'_> {
 }
 
 /// Widest tile any kernel produces.
-const MAX_NR: usize = 64;
+pub(crate) const MAX_NR: usize = 64;
 
 /// Output stage fused into the kernel's write-back.
 struct Requantize<'a, R, T> {

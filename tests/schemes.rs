@@ -4,9 +4,9 @@
 use ndarray::{array, Array1, Array2, Axis};
 use qlinear::gemm::reference;
 use qlinear::{
-    quantize_as, sqnr_db, Bias, DynamicActivations, DynamicLinear, ElemKind, F32Bias, Granularity,
-    QuantError, QuantParams, QuantRange, QuantizedLinear, Requantizer, Rounding, Scheme,
-    WeightParams,
+    available_kernels, quantize_as, sqnr_db, Bias, DynamicActivations, DynamicLinear, ElemKind,
+    F32Bias, Granularity, QuantError, QuantParams, QuantRange, QuantizedLinear, Requantizer,
+    Rounding, Scheme, WeightParams,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -547,6 +547,59 @@ fn dynamic_params_follow_their_input_and_check_it_first() {
         layer.forward(&huge),
         Err(QuantError::TooLarge { what: "input", .. })
     ));
+}
+
+/// Accumulators at the edge of `i32`: where `p·max|Xq − z_X|·max|Wq − z_W|`
+/// just fits, the layer computes (11) in wrapping `i32`; one step wider,
+/// in `i64`. Both must give (23) exactly on every kernel, with weight zero
+/// points and without, per tensor and per row, in 8 and 7 bits.
+#[test]
+fn dynamic_accumulators_at_the_i32_edge_are_exact() {
+    let mut cases = 0;
+    for w_zero_point in [0, 100] {
+        let pw = QuantParams::new(1.0, w_zero_point).unwrap();
+        let w_span = 128 + w_zero_point.unsigned_abs() as usize;
+        for range in [QuantRange::UINT8, QuantRange::UINT8_REDUCED] {
+            let x_span = (range.qmax - range.qmin) as usize;
+            let fast_p = i32::MAX as usize / (x_span * w_span);
+            for p in [fast_p, fast_p + 1] {
+                let w_q = Array2::from_shape_fn((p, 3), |(k, j)| match j {
+                    0 => -128i8,
+                    1 => 127,
+                    _ => (k % 256) as u8 as i8,
+                });
+                // Per row, row 0 quantizes to q_max with z_X = q_min, row 1
+                // to q_min with z_X = q_max: |acc| reaches the bound above.
+                let x = Array2::from_shape_fn((2, p), |(i, _)| [1.0f32, -1.0][i]);
+                for granularity in [Granularity::PerTensor, Granularity::PerRow] {
+                    let activations = DynamicActivations {
+                        granularity,
+                        scheme: Scheme::Affine,
+                        range,
+                    };
+                    let layer = DynamicLinear::from_quantized(w_q.clone(), pw, None)
+                        .unwrap()
+                        .with_activations(activations)
+                        .unwrap();
+                    let params = layer.activation_params(x.view()).unwrap();
+                    let zero = Array1::zeros(3);
+                    let want = dynamic_expected(&x, &w_q, pw, &zero, &params, range);
+                    for kernel in available_kernels() {
+                        let Ok(layer) = layer.clone().with_kernel(kernel) else {
+                            continue; // the 7-bit kernel with an 8-bit range
+                        };
+                        assert_eq!(
+                            layer.forward(&x).unwrap(),
+                            want,
+                            "{kernel}, p {p}, z_W {w_zero_point}, {activations:?}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(cases >= 16, "{cases}");
 }
 
 #[test]
