@@ -291,6 +291,7 @@ impl DynamicLinear {
             index,
             value: f64::from(values[index]),
         };
+        let extremes = |part: &[f32]| self.kernel.vectorized(|| finite_extremes(part));
         let params_of = |(lo, hi): (f32, f32)| {
             if lo <= hi {
                 scheme.params(f64::from(lo), f64::from(hi), range)
@@ -303,7 +304,7 @@ impl DynamicLinear {
             Granularity::PerTensor => {
                 let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
                 // In order, so that the first non-finite value is reported.
-                for (k, part) in map_chunks(values, EXTREMES_CHUNK, finite_extremes)
+                for (k, part) in map_chunks(values, EXTREMES_CHUNK, extremes)
                     .into_iter()
                     .enumerate()
                 {
@@ -320,7 +321,7 @@ impl DynamicLinear {
                 // Every row's values are checked before any row's
                 // parameters, so a non-finite value is reported before a
                 // scheme's refusal of an earlier row.
-                let extremes: Vec<(f32, f32)> = map_chunks(values, p, finite_extremes)
+                let extremes: Vec<(f32, f32)> = map_chunks(values, p, extremes)
                     .into_iter()
                     .enumerate()
                     .map(|(i, e)| e.map_err(|j| non_finite(i * p + j)))
@@ -340,7 +341,11 @@ impl DynamicLinear {
     ) -> Result<(), QuantError> {
         let range = self.activations.range;
         let (m, p) = (params.len(), self.in_features());
-        let x_q = to_matrix(m, p, quantize_rows::<T>(values, p, params, range));
+        let x_q = to_matrix(
+            m,
+            p,
+            quantize_rows::<T>(self.kernel, values, p, params, range),
+        );
         let shift = self.kernel.shift(T::KIND, range);
         let max_zx = params
             .iter()
@@ -460,6 +465,7 @@ fn map_chunks<R: Send>(
 /// `params` onto `range`; on the rayon pool when they are many. The values
 /// must be finite (see [`ScalarQuantizer::quantize_finite_slice`]).
 fn quantize_rows<T: QuantElem>(
+    kernel: KernelChoice,
     values: &[f32],
     p: usize,
     params: &[QuantParams],
@@ -470,7 +476,8 @@ fn quantize_rows<T: QuantElem>(
         return x_q;
     }
     let quantize_row = |((row, row_q), &row_params): ((&[f32], &mut [T]), &QuantParams)| {
-        ScalarQuantizer::new(row_params, range).quantize_finite_slice(row, row_q)
+        let quantizer = ScalarQuantizer::new(row_params, range);
+        kernel.vectorized(|| quantizer.quantize_finite_slice(row, row_q))
     };
     #[cfg(feature = "parallel")]
     if x_q.len() >= PARALLEL_MIN_ELEMENTS {

@@ -104,6 +104,7 @@ impl ScalarQuantizer {
     /// (a finite `1/s`): `x/s + z` cannot be NaN there, so the loop needs
     /// no NaN select and vectorizes. A NaN in `src` would give `qmin`
     /// rather than the zero point (for ranges within `±2^22`).
+    #[inline(always)] // into `Kernel::vectorized`
     pub(crate) fn quantize_finite_slice<T: QuantElem>(self, src: &[f32], dst: &mut [T]) {
         if self.small_range {
             for (d, &x) in dst.iter_mut().zip(src) {
@@ -361,7 +362,8 @@ mod tests {
     /// Without the NaN select, the values of equation (5) as first written
     /// (round, then clamp) on finite input, including products that
     /// overflow to ±∞ and zeros under the largest valid `1/s`, stored as
-    /// `i8` and as `u8`.
+    /// `i8` and as `u8`; compiled plainly and for every kernel's
+    /// instruction set, on every length up to 140 and on the whole input.
     #[test]
     fn finite_slices_quantize_as_rounding_then_clamping() {
         fn check<T: QuantElem + PartialEq + std::fmt::Debug>(q: ScalarQuantizer, src: &[f32]) {
@@ -372,6 +374,13 @@ mod tests {
             let mut got = vec![T::default(); src.len()];
             q.quantize_finite_slice(src, &mut got);
             assert_eq!(got, want, "{q:?}");
+            for k in crate::gemm::KernelChoice::available() {
+                for len in (0..=140).chain([src.len()]) {
+                    let mut got = vec![T::default(); len];
+                    k.vectorized(|| q.quantize_finite_slice(&src[..len], &mut got));
+                    assert_eq!(got, want[..len], "{} {q:?}", k.name());
+                }
+            }
         }
         let mut state = 0x0123_4567_89ab_cdefu64;
         let mut src: Vec<f32> = (0..5000)

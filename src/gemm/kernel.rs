@@ -80,6 +80,16 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
         driver::compute(self, w, a, rows, panels, epilogue, out, origin)
     }
 
+    /// Runs `f` compiled for this kernel's instruction set, so that the
+    /// loops inlined into it (functions marked `#[inline(always)]`)
+    /// vectorize as wide as the kernel does: the per-call passes of a
+    /// dynamic layer. Results cannot change: Rust's integer and float
+    /// arithmetic does not depend on the instruction set.
+    #[inline]
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
     /// Computes (16) for `rows ≤ MR` rows into `dots[..rows·NR]`.
     ///
     /// `STREAMING` is set for the first tile of a row block, whose weight
@@ -105,7 +115,8 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
 
 /// Implements [`Kernel::compute`] for a kernel token by calling the blocked
 /// loop from a function compiled with `$features`; with `around`, inside
-/// `$around(|| …)`, for state the kernel sets up once per call.
+/// `$around(|| …)`, for state the kernel sets up once per call. Implements
+/// [`Kernel::vectorized`] with the same features.
 macro_rules! stamp_compute {
     ($features:literal) => {
         $crate::gemm::kernel::stamp_compute!($features, around = $crate::gemm::kernel::just_run);
@@ -141,6 +152,16 @@ macro_rules! stamp_compute {
             // SAFETY: this kernel's token exists only on CPUs with `$features`.
             let run = || unsafe { stamped(self, w, a, rows, panels, epilogue, out, origin) };
             $around(run)
+        }
+
+        #[inline]
+        fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+            #[target_feature(enable = $features)]
+            fn stamped<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: this kernel's token exists only on CPUs with `$features`.
+            unsafe { stamped(f) }
         }
     };
 }

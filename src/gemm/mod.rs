@@ -206,6 +206,12 @@ impl KernelChoice {
         }
     }
 
+    /// [`Kernel::vectorized`] of the kernel.
+    #[inline]
+    pub(crate) fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        with_kernel!(self, k => k.vectorized(f))
+    }
+
     /// Packs `x` for the kernel and computes every output through
     /// `epilogue` into `out` (row-major m×n). Activations outside
     /// `[lo, hi]` are refused.
@@ -243,7 +249,7 @@ impl KernelChoice {
             O: Copy + Default + Send,
             E: Epilogue<O>,
         {
-            pack::check_range(x, bounds)?;
+            k.vectorized(|| pack::check_range(x, bounds))?;
             let m = x.nrows();
             let x = x.view();
             let pack =

@@ -241,6 +241,7 @@ pub(crate) fn scan(values: &[f32]) -> BatchStats {
 /// pass the compiler vectorizes: dynamic quantization needs it on every
 /// call, where `scan`'s per-value branch costs several nanoseconds an
 /// element.
+#[inline(always)] // into `Kernel::vectorized`
 pub(crate) fn finite_extremes(values: &[f32]) -> Result<(f32, f32), usize> {
     const LANES: usize = 16;
     let mut lo = [f32::INFINITY; LANES];
@@ -325,11 +326,13 @@ mod tests {
         assert_eq!(scan(&[]), BatchStats::EMPTY);
     }
 
-    /// Against `scan` on finite data of every length up to three chunks
-    /// (so every tail), with the extremes in every position; the index of
-    /// the first non-finite value when there are some.
+    /// Against `scan` on finite data of every length up to nine chunks
+    /// (so every tail of every unrolled loop), with the extremes in every
+    /// position; the index of the first non-finite value when there are
+    /// some. Compiled plainly and for every kernel's instruction set.
     #[test]
     fn finite_extremes_agree_with_scan() {
+        let kernels = crate::gemm::KernelChoice::available();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             state ^= state << 13;
@@ -337,16 +340,24 @@ mod tests {
             state ^= state << 17;
             state
         };
-        assert_eq!(finite_extremes(&[]), Ok((f32::INFINITY, f32::NEG_INFINITY)));
-        for len in 1..=48 {
-            for _ in 0..20 {
+        let each = |values: &[f32]| {
+            let plain = finite_extremes(values);
+            for k in &kernels {
+                let got = k.vectorized(|| finite_extremes(values));
+                assert_eq!(got, plain, "{} on {values:?}", k.name());
+            }
+            plain
+        };
+        assert_eq!(each(&[]), Ok((f32::INFINITY, f32::NEG_INFINITY)));
+        for len in 1..=144 {
+            for _ in 0..8 {
                 let mut values: Vec<f32> = (0..len)
                     .map(|_| (next() % 2001) as f32 / 7.0 - 140.0)
                     .collect();
                 let at = next() as usize % len;
                 values[at] = [f32::MAX, f32::MIN, 1e-40, -0.0][next() as usize % 4];
                 let stats = scan(&values);
-                assert_eq!(finite_extremes(&values), Ok((stats.min, stats.max)));
+                assert_eq!(each(&values), Ok((stats.min, stats.max)));
                 let mut with_bad = values.clone();
                 let first = next() as usize % len;
                 with_bad[first] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][first % 3];
@@ -355,7 +366,7 @@ mod tests {
                         *later = f32::NAN;
                     }
                 }
-                assert_eq!(finite_extremes(&with_bad), Err(first), "{with_bad:?}");
+                assert_eq!(each(&with_bad), Err(first), "{with_bad:?}");
             }
         }
     }
