@@ -34,7 +34,7 @@ use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
 use crate::linear::{
-    check_bound, check_len, choose_kernel, kernel_by_name, to_matrix, Terms, MAX_NR,
+    check_bound, check_len, choose_kernel, kernel_by_name, to_matrix, Terms, WrappingTerms,
 };
 use crate::observer::finite_extremes;
 use crate::params::{QuantParams, QuantRange, Scheme};
@@ -516,31 +516,6 @@ struct Dequantize<'a> {
     row_scales: Vec<f32>,
 }
 
-/// The terms of (11) reduced modulo 2^32.
-///
-/// Where `|acc| ≤ p·max|Xq − z_X|·max|Wq − z_W| ≤ 2^31 − 1`, (11) computed
-/// with wrapping `i32` arithmetic on these gives the exact accumulator:
-/// the sum is right modulo 2^32, and only one value of `i32` is. `f32` of
-/// that `i32` is then `f32` of the exact `i64`, so (23) comes out bit for
-/// bit the same as on the `i64` path, with no 64-bit multiply or
-/// conversion (which cost a third of the layer's time at 512×512×512).
-struct WrappingTerms {
-    neg_w_zero_points: Vec<i32>,
-    row_zero_points: Vec<i32>,
-    zero_point_terms: Vec<i32>,
-}
-
-impl WrappingTerms {
-    fn new(terms: &Terms<'_>) -> WrappingTerms {
-        let wrap = |v: &[i64]| v.iter().map(|&x| x as i32).collect();
-        WrappingTerms {
-            neg_w_zero_points: wrap(terms.neg_w_zero_points),
-            row_zero_points: wrap(terms.row_zero_points),
-            zero_point_terms: wrap(terms.zero_point_terms),
-        }
-    }
-}
-
 /// An accumulator of (11), in either width.
 trait Accumulator: Copy {
     /// The nearest `f32` (one rounding).
@@ -609,25 +584,15 @@ impl Epilogue<f32> for Dequantize<'_> {
         out_stride: usize,
     ) {
         if let (Dots::I32(dots), Some(w)) = (dots, &self.wrapping) {
-            let span = j0..j0 + cols;
-            let d = &w.zero_point_terms[span.clone()];
-            let nz = &w.neg_w_zero_points;
-            let mut accs = [0i32; MAX_NR];
-            let accs = &mut accs[..cols];
-            for r in 0..rows {
-                let i = i0 + r;
-                let zx = w.row_zero_points[i];
-                for ((acc, &dot), &d) in accs.iter_mut().zip(&dots[r * dots_stride..]).zip(d) {
-                    *acc = dot.wrapping_add(zx.wrapping_mul(d));
-                }
-                if !nz.is_empty() {
-                    let row_sum = row_sums[r] as i32;
-                    for (acc, &nz) in accs.iter_mut().zip(&nz[span.clone()]) {
-                        *acc = acc.wrapping_add(row_sum.wrapping_mul(nz));
-                    }
-                }
-                self.dequantize_row(i, j0, accs, &mut out[r * out_stride..][..cols]);
-            }
+            w.for_tile(
+                (i0, j0, rows, cols),
+                dots,
+                dots_stride,
+                row_sums,
+                out,
+                out_stride,
+                |i, accs, out| self.dequantize_row(i, j0, accs, out),
+            );
             return;
         }
         self.terms.for_tile(

@@ -120,6 +120,8 @@ struct Prepared {
     bias32: Vec<i64>,
     clamp: (i32, i32),
     stage: OutputStage,
+    /// (11) modulo 2^32, when every accumulator of the layer fits in `i32`.
+    wrapping: Option<WrappingTerms>,
 }
 
 /// A linear layer `Y = X·W + b` over 8-bit integers, exact and reproducible.
@@ -451,6 +453,7 @@ impl QuantizedLinear {
         with_stage!(&self.prepared.stage, stage => {
             let epilogue = Requantize {
                 terms: self.terms(),
+                wrapping: self.prepared.wrapping.as_ref(),
                 stage,
                 out: PhantomData::<T>,
             };
@@ -858,6 +861,13 @@ impl Spec {
             }
             other => other,
         };
+        let terms = Terms {
+            neg_w_zero_points: &neg_w_zero_points,
+            column_terms: &column_terms,
+            row_zero_points: &[],
+            zero_point_terms: &[],
+        };
+        let wrapping = (acc_bound <= i32::MAX as u128).then(|| WrappingTerms::new(&terms));
         Ok(Prepared {
             kernel,
             shift,
@@ -867,6 +877,7 @@ impl Spec {
             bias32,
             clamp,
             stage,
+            wrapping,
         })
     }
 }
@@ -951,12 +962,83 @@ impl Terms<'_> {
     }
 }
 
+/// The terms of (11) reduced modulo 2^32.
+///
+/// Where every accumulator provably fits in `i32` (`|acc| ≤ 2^31 − 1`),
+/// (11) computed with wrapping `i32` arithmetic on these gives the exact
+/// accumulator: the sum is right modulo 2^32, and only one value of `i32`
+/// is. Any conversion of that `i32` then equals the same conversion of
+/// the exact `i64`, so output stages give the same bits as on the `i64`
+/// path, without 64-bit multiplies or conversions.
+#[derive(Debug, Clone)]
+pub(crate) struct WrappingTerms {
+    column_terms: Vec<i32>,
+    neg_w_zero_points: Vec<i32>,
+    row_zero_points: Vec<i32>,
+    zero_point_terms: Vec<i32>,
+}
+
+impl WrappingTerms {
+    /// `terms` modulo 2^32. Only for layers (or calls) whose accumulators
+    /// all fit in `i32`.
+    pub(crate) fn new(terms: &Terms<'_>) -> WrappingTerms {
+        let wrap = |v: &[i64]| v.iter().map(|&x| x as i32).collect();
+        WrappingTerms {
+            column_terms: wrap(terms.column_terms),
+            neg_w_zero_points: wrap(terms.neg_w_zero_points),
+            row_zero_points: wrap(terms.row_zero_points),
+            zero_point_terms: wrap(terms.zero_point_terms),
+        }
+    }
+
+    /// [`Terms::for_tile`] from a tile's `i32` dot products, in `i32`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(crate) fn for_tile<O>(
+        &self,
+        (i0, j0, rows, cols): (usize, usize, usize, usize),
+        dots: &[i32],
+        dots_stride: usize,
+        row_sums: &[i64],
+        out: &mut [O],
+        out_stride: usize,
+        mut finish: impl FnMut(usize, &[i32], &mut [O]),
+    ) {
+        let span = j0..j0 + cols;
+        let mut accs = [0i32; MAX_NR];
+        let accs = &mut accs[..cols];
+        for r in 0..rows {
+            let i = i0 + r;
+            accs.copy_from_slice(&dots[r * dots_stride..][..cols]);
+            if !self.column_terms.is_empty() {
+                for (acc, &c) in accs.iter_mut().zip(&self.column_terms[span.clone()]) {
+                    *acc = acc.wrapping_add(c);
+                }
+            }
+            if !self.neg_w_zero_points.is_empty() {
+                let row_sum = row_sums[r] as i32;
+                for (acc, &nz) in accs.iter_mut().zip(&self.neg_w_zero_points[span.clone()]) {
+                    *acc = acc.wrapping_add(row_sum.wrapping_mul(nz));
+                }
+            }
+            if let Some(&zx) = self.row_zero_points.get(i) {
+                for (acc, &d) in accs.iter_mut().zip(&self.zero_point_terms[span.clone()]) {
+                    *acc = acc.wrapping_add(zx.wrapping_mul(d));
+                }
+            }
+            finish(i, accs, &mut out[r * out_stride..][..cols]);
+        }
+    }
+}
+
 /// Widest tile any kernel produces.
 pub(crate) const MAX_NR: usize = 64;
 
 /// Output stage fused into the kernel's write-back.
 struct Requantize<'a, R, T> {
     terms: Terms<'a>,
+    /// The same terms in `i32`, for layers whose accumulators fit.
+    wrapping: Option<&'a WrappingTerms>,
     stage: &'a R,
     out: PhantomData<T>,
 }
@@ -975,7 +1057,7 @@ impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
         out: &mut [T],
         out_stride: usize,
     ) {
-        if let (Dots::I32(dots), true) = (dots, self.terms.columns_only()) {
+        if let Dots::I32(dots) = dots {
             let tile = DotsTile {
                 j0,
                 rows,
@@ -984,7 +1066,19 @@ impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
                 dots_stride,
                 out_stride,
             };
-            if self.stage.write_from_dots(tile, out) {
+            if self.terms.columns_only() && self.stage.write_from_dots(tile, out) {
+                return;
+            }
+            if let Some(wrapping) = self.wrapping {
+                wrapping.for_tile(
+                    (i0, j0, rows, cols),
+                    dots,
+                    dots_stride,
+                    row_sums,
+                    out,
+                    out_stride,
+                    |_, accs, out| self.stage.apply_row_i32(accs, j0, out),
+                );
                 return;
             }
         }

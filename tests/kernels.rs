@@ -1063,6 +1063,54 @@ fn long_depth(kernels: &[Spec], seed: u64) {
     }
 }
 
+/// Layers whose accumulator bound (12) is just within `i32`, where the
+/// epilogue takes (11) in wrapping `i32`, and one step past it, where it
+/// takes `i64` (and fixed point refuses), with data that reaches the
+/// bound, on every requantizer and kernel. Weight and input zero points
+/// make both the column and the row-sum terms large.
+#[test]
+fn accumulators_at_the_i32_edge() {
+    let mut rng = StdRng::seed_from_u64(83);
+    let (zx, zw) = (-100, 100);
+    let (m, n) = (3, 3);
+    let groups = [
+        (full_range_kernels(), QuantRange::INT8),
+        (reduced_kernels(), QuantRange::INT8_REDUCED),
+    ];
+    for (kernels, range) in groups {
+        // max|x − z_X| = q_max + 100, max|w − z_W| = 128 + 100.
+        let fast_p = i32::MAX as usize / ((range.qmax - zx) as usize * 228);
+        for p in [fast_p, fast_p + 1] {
+            let x = Array2::from_shape_fn((m, p), |(i, _)| match i {
+                0 => range.qmax as i8,
+                1 => range.qmin as i8,
+                _ => value(&mut rng, range.qmin, range.qmax) as i8,
+            });
+            let w = Array2::from_shape_fn((p, n), |(_, j)| match j {
+                0 => -128i8,
+                1 => 127,
+                _ => value(&mut rng, -128, 127) as i8,
+            });
+            for requantizer in REQUANTIZERS {
+                let config = Config {
+                    kind: ElemKind::Int8,
+                    range,
+                    zx,
+                    weights: Weights::PerTensor(zw),
+                    bias: BiasKind::None,
+                    requantizer,
+                    clamp: None,
+                };
+                let mut problem = Problem::new(&mut rng, config, w.clone(), &x);
+                assert_eq!(problem.i32_bound() <= i32::MAX as u128, p == fast_p);
+                assert_eq!(max_abs(&problem.acc), problem.i32_bound());
+                let ctx = format!("i32 edge p={p}");
+                check_problem(&kernels, &mut problem, &x, |_| vec![m], &ctx);
+            }
+        }
+    }
+}
+
 #[test]
 fn depth_past_max_depth() {
     long_depth(&kernels(), 71);

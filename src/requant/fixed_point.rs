@@ -195,6 +195,119 @@ fn saturate(v: i64) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
+/// The multipliers of an output stage's columns in the form its loops
+/// vectorize: one array per field, each column's (19) reduced to one
+/// 32-bit and one 64-bit product, masks and right shifts, with no branch
+/// and no variable left shift (which SSE2 code builds through a float
+/// conversion, and the fixed-point path holds no float instruction). Only
+/// for multipliers from [`quantize_multiplier`] (so `q ≥ 0` and a shift of
+/// at least [`MIN_SHIFT`]) and, with `HalfUp` or `Double`, accumulators
+/// `x` whose `x·2^shift` fits in `i32`, as the layer guarantees for those
+/// modes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MultiplierLanes {
+    /// `HalfUp` and `Double`: `x·pow` (`pow = 2^left`), the doubling high
+    /// product by `q`, then a right shift by `right` (`mask = 2^right − 1`)
+    /// rounded as the mode says.
+    Doubling {
+        half_up: bool,
+        q: Vec<i32>,
+        pow: Vec<i32>,
+        right: Vec<u32>,
+        mask: Vec<i32>,
+    },
+    /// `Single`: `(x·q + round) >> total` (`round = 2^(total − 1)`),
+    /// saturated.
+    Single {
+        q: Vec<i32>,
+        total: Vec<u32>,
+        round: Vec<i64>,
+    },
+}
+
+impl MultiplierLanes {
+    /// `None` if a multiplier is outside what [`quantize_multiplier`]
+    /// returns.
+    pub(crate) fn new(
+        multipliers: &[QuantizedMultiplier],
+        rounding: Rounding,
+    ) -> Option<MultiplierLanes> {
+        let valid = |m: &QuantizedMultiplier| m.multiplier >= 0 && m.shift >= MIN_SHIFT;
+        if !multipliers.iter().all(valid) {
+            return None;
+        }
+        let each = |f: &dyn Fn(&QuantizedMultiplier) -> i64| -> Vec<i64> {
+            multipliers.iter().map(f).collect()
+        };
+        let narrow = |v: Vec<i64>| v.into_iter().map(|v| v as i32).collect();
+        let unsigned = |v: Vec<i64>| v.into_iter().map(|v| v as u32).collect();
+        Some(match rounding {
+            Rounding::HalfUp | Rounding::Double => {
+                let right = each(&|m| i64::from((-m.shift).max(0)));
+                MultiplierLanes::Doubling {
+                    half_up: rounding == Rounding::HalfUp,
+                    q: narrow(each(&|m| i64::from(m.multiplier))),
+                    // Past 30, only x = 0 has x·2^left within i32: any
+                    // `pow` gives it 0 (2^31 wraps to i32::MIN).
+                    pow: narrow(each(&|m| 1i64 << m.shift.clamp(0, 31))),
+                    mask: narrow(right.iter().map(|&r| (1i64 << r) - 1).collect()),
+                    right: unsigned(right),
+                }
+            }
+            Rounding::Single => {
+                // As `multiply`: shifts past 30 saturate every nonzero x.
+                let total = each(&|m| i64::from(31 - m.shift.min(30)));
+                MultiplierLanes::Single {
+                    q: narrow(each(&|m| {
+                        i64::from(if m.shift > 30 { i32::MAX } else { m.multiplier })
+                    })),
+                    round: total.iter().map(|&t| 1i64 << (t - 1)).collect(),
+                    total: unsigned(total),
+                }
+            }
+        })
+    }
+}
+
+/// [`multiply`] with `Double` rounding, for the lanes of
+/// [`MultiplierLanes::Doubling`] and `x·pow` within `i32`.
+#[inline(always)]
+pub(crate) fn double_lane(x: i32, q: i32, pow: i32, right: u32, mask: i32) -> i32 {
+    // gemmlowp's RoundingDivideByPOT: ties away from zero.
+    let v = doubling_high_lane(x.wrapping_mul(pow), q);
+    let threshold = (mask >> 1) + i32::from(v < 0);
+    (v >> right) + i32::from((v & mask) > threshold)
+}
+
+/// [`multiply`] with `HalfUp` rounding, under [`double_lane`]'s conditions.
+#[inline(always)]
+pub(crate) fn half_up_lane(x: i32, q: i32, pow: i32, right: u32, mask: i32) -> i32 {
+    let v = i64::from(doubling_high_lane(x.wrapping_mul(pow), q));
+    // 2^(right − 1), or 0 when right = 0.
+    let round = (i64::from(mask) + 1) >> 1;
+    ((v + round) >> right) as i32
+}
+
+/// [`multiply`] with `Single` rounding, for the lanes of
+/// [`MultiplierLanes::Single`].
+#[inline(always)]
+pub(crate) fn single_lane(x: i32, q: i32, total: u32, round: i64) -> i32 {
+    let v = (i64::from(x) * i64::from(q) + round) >> total;
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// [`srdhm`] for `b ≥ 0`, where `a·b` is never `i32::MIN²`: no saturation.
+#[inline(always)]
+fn doubling_high_lane(a: i32, b: i32) -> i32 {
+    let ab = i64::from(a) * i64::from(b);
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,6 +545,85 @@ mod tests {
         assert_eq!(
             multiply_by_quantized_multiplier(i32::MIN, almost_one, Rounding::HalfUp),
             i32::MIN + 1
+        );
+    }
+
+    /// The lanes equal [`multiply`] for every mode, every shift
+    /// `quantize_multiplier` can return (and, for `Single`, shifts past
+    /// 30), mantissas at their edges and random ones, on every accumulator
+    /// of the domain the layer allows: near 0, at its ends, at rounding
+    /// ties of every right shift, and random.
+    #[test]
+    fn lanes_equal_multiply() {
+        let mut state = 0x5851_f42d_4c95_7f2du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut cases = 0u64;
+        for shift in -31..=40 {
+            let mut mantissas = vec![0, 1 << 30, (1 << 30) + 1, i32::MAX, i32::MAX - 1];
+            mantissas.extend((0..6).map(|_| (1 << 30) + (next() % (1 << 30)) as i32));
+            for &q in &mantissas {
+                let m = qm(q, shift);
+                for rounding in [Rounding::HalfUp, Rounding::Double, Rounding::Single] {
+                    let Some(lanes) = MultiplierLanes::new(&[m], rounding) else {
+                        panic!("{m:?} has lanes");
+                    };
+                    // HalfUp and Double need x·2^left within i32.
+                    let limit = match rounding {
+                        Rounding::Single => i64::from(i32::MAX),
+                        _ => i64::from(i32::MAX) >> shift.clamp(0, 31),
+                    };
+                    let mut xs: Vec<i64> = vec![0, 1, -1, limit, -limit, limit - 1, 1 - limit];
+                    for r in 0..32 {
+                        let tie = 1i64 << r;
+                        xs.extend([tie, -tie, tie / 2, -tie / 2, tie * 3 / 2, -tie * 3 / 2]);
+                    }
+                    xs.extend((0..64).map(|_| (next() % (2 * limit as u64 + 1)) as i64 - limit));
+                    if rounding == Rounding::Single {
+                        xs.push(i64::from(i32::MIN));
+                    }
+                    let allowed = |x: &i64| {
+                        x.abs() <= limit
+                            || (rounding == Rounding::Single && *x == i64::from(i32::MIN))
+                    };
+                    for x in xs.into_iter().filter(allowed) {
+                        let x = x as i32;
+                        let got = match &lanes {
+                            MultiplierLanes::Doubling {
+                                half_up,
+                                q,
+                                pow,
+                                right,
+                                mask,
+                            } => {
+                                assert_eq!(*half_up, rounding == Rounding::HalfUp);
+                                if *half_up {
+                                    half_up_lane(x, q[0], pow[0], right[0], mask[0])
+                                } else {
+                                    double_lane(x, q[0], pow[0], right[0], mask[0])
+                                }
+                            }
+                            MultiplierLanes::Single { q, total, round } => {
+                                assert_eq!(rounding, Rounding::Single);
+                                single_lane(x, q[0], total[0], round[0])
+                            }
+                        };
+                        assert_eq!(got, multiply(x, m, rounding), "{x} · {m:?} {rounding:?}");
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert!(cases > 100_000, "{cases}");
+        // Multipliers `quantize_multiplier` never returns have no lanes.
+        assert_eq!(MultiplierLanes::new(&[qm(-1, 0)], Rounding::Double), None);
+        assert_eq!(
+            MultiplierLanes::new(&[qm(1 << 30, -32)], Rounding::Single),
+            None
         );
     }
 }

@@ -7,7 +7,9 @@
 //! `clamp(round(v)) = round(clamp(v))`, and the clamped value is small
 //! enough for the exact roundings of (22).
 
-use super::fixed_point::{multiply, QuantizedMultiplier};
+use super::fixed_point::{
+    double_lane, half_up_lane, multiply, single_lane, MultiplierLanes, QuantizedMultiplier,
+};
 use super::round::{
     clamp_f32, clamp_f64, half_away_f64, half_even_f32, half_even_f64, small_i64_to_f64,
 };
@@ -35,6 +37,15 @@ pub(crate) trait ColumnRequant: Sync {
     fn apply_row<T: QuantElem>(&self, accs: &[i64], j0: usize, out: &mut [T]) {
         for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
             *o = T::from_i32_clamped(self.apply(acc, j0 + c));
+        }
+    }
+
+    /// [`apply_row`](Self::apply_row) for accumulators that fit in `i32`:
+    /// stages override it with loops that vectorize in 32-bit lanes.
+    #[inline(always)]
+    fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
+        for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
+            *o = T::from_i32_clamped(self.apply(i64::from(acc), j0 + c));
         }
     }
 }
@@ -141,6 +152,17 @@ impl ColumnRequant for Float64Stage {
     }
 
     #[inline(always)]
+    fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
+        let span = j0..j0 + accs.len();
+        let columns = self.offsets[span.clone()]
+            .iter()
+            .zip(&self.multipliers[span]);
+        for ((o, &acc), (&offset, &multiplier)) in out.iter_mut().zip(accs).zip(columns) {
+            *o = T::from_i32_clamped(self.one(offset, multiplier, f64::from(acc)));
+        }
+    }
+
+    #[inline(always)]
     fn write_from_dots<T: QuantElem>(&self, tile: DotsTile<'_>, out: &mut [T]) -> bool {
         if self.column_terms.is_empty() {
             return false;
@@ -215,7 +237,22 @@ impl TfliteReferenceStage {
 impl ColumnRequant for TfliteReferenceStage {
     #[inline]
     fn apply(&self, acc: i64, j: usize) -> i32 {
-        let v = acc as f64 * self.multipliers[j];
+        self.one(self.multipliers[j], acc as f64)
+    }
+
+    #[inline(always)]
+    fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
+        let multipliers = &self.multipliers[j0..j0 + accs.len()];
+        for ((o, &acc), &multiplier) in out.iter_mut().zip(accs).zip(multipliers) {
+            *o = T::from_i32_clamped(self.one(multiplier, f64::from(acc)));
+        }
+    }
+}
+
+impl TfliteReferenceStage {
+    #[inline(always)]
+    fn one(&self, multiplier: f64, acc: f64) -> i32 {
+        let v = acc * multiplier;
         (half_away_f64(clamp_f64(v, self.lo, self.hi)) + self.zero_point) as i32
     }
 }
@@ -228,6 +265,9 @@ pub(crate) struct FixedPointStage {
     zero_point: i64,
     lo: i64,
     hi: i64,
+    /// The multipliers as vectorizable lanes (always, for multipliers
+    /// from `quantize_multiplier`).
+    lanes: Option<MultiplierLanes>,
 }
 
 impl FixedPointStage {
@@ -240,6 +280,7 @@ impl FixedPointStage {
     ) -> Self {
         FixedPointStage {
             rounding,
+            lanes: MultiplierLanes::new(&multipliers, rounding),
             multipliers,
             zero_point: i64::from(zero_point),
             lo: i64::from(lo),
@@ -256,6 +297,56 @@ impl ColumnRequant for FixedPointStage {
         let acc = acc.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         let scaled = multiply(acc, self.multipliers[j], self.rounding);
         (i64::from(scaled) + self.zero_point).clamp(self.lo, self.hi) as i32
+    }
+
+    /// One loop per rounding mode over the column lanes. `z`, `lo` and `hi`
+    /// are `i32`s, so `clamp(saturating(s + z))` is `clamp(s + z)`.
+    #[inline(always)]
+    fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
+        let Some(lanes) = &self.lanes else {
+            for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
+                *o = T::from_i32_clamped(self.apply(i64::from(acc), j0 + c));
+            }
+            return;
+        };
+        let span = j0..j0 + accs.len();
+        let (z, lo, hi) = (self.zero_point as i32, self.lo as i32, self.hi as i32);
+        let finish = |scaled: i32| T::from_i32_clamped(scaled.saturating_add(z).clamp(lo, hi));
+        match lanes {
+            MultiplierLanes::Doubling {
+                half_up,
+                q,
+                pow,
+                right,
+                mask,
+            } => {
+                let columns = q[span.clone()]
+                    .iter()
+                    .zip(&pow[span.clone()])
+                    .zip(&right[span.clone()])
+                    .zip(&mask[span]);
+                let lanes = out.iter_mut().zip(accs).zip(columns);
+                // One loop per mode, each with its lane function inlined.
+                if *half_up {
+                    for ((o, &x), (((&q, &pow), &right), &mask)) in lanes {
+                        *o = finish(half_up_lane(x, q, pow, right, mask));
+                    }
+                } else {
+                    for ((o, &x), (((&q, &pow), &right), &mask)) in lanes {
+                        *o = finish(double_lane(x, q, pow, right, mask));
+                    }
+                }
+            }
+            MultiplierLanes::Single { q, total, round } => {
+                let columns = q[span.clone()]
+                    .iter()
+                    .zip(&total[span.clone()])
+                    .zip(&round[span]);
+                for ((o, &x), ((&q, &t), &r)) in out.iter_mut().zip(accs).zip(columns) {
+                    *o = finish(single_lane(x, q, t, r));
+                }
+            }
+        }
     }
 }
 
@@ -297,6 +388,28 @@ impl ColumnRequant for Float32Stage {
                 // Bounded first so that adding the zero point cannot overflow.
                 let r = v.round_ties_even().clamp(-1e15, 1e15) as i64;
                 (r + self.zero_point).clamp(self.lo, self.hi) as i32
+            }
+        }
+    }
+
+    /// With the clamp first, the rounded value lies in `[lo − z, hi − z]`
+    /// and adding `z` gives an `i32` in `[lo, hi]`: no 64-bit lane.
+    #[inline(always)]
+    fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
+        let multipliers = &self.multipliers[j0..j0 + accs.len()];
+        let lanes = out.iter_mut().zip(accs).zip(multipliers);
+        match self.shifted_clamp {
+            Some((a, b)) => {
+                let z = self.zero_point as i32;
+                for ((o, &acc), &m) in lanes {
+                    let r = half_even_f32(clamp_f32(acc as f32 * m, a, b));
+                    *o = T::from_i32_clamped(r.wrapping_add(z));
+                }
+            }
+            None => {
+                for (c, ((o, &acc), _)) in lanes.enumerate() {
+                    *o = T::from_i32_clamped(self.apply(i64::from(acc), j0 + c));
+                }
             }
         }
     }
