@@ -1,23 +1,28 @@
-//! The layer's `forward` with each requantizer, on the shapes, one
-//! thread, the default kernel: what each output stage costs on top of the
-//! same product. Throughput counts 2·m·p·n operations, as in the `gemm`
-//! bench, whose rows use the default requantizer (`Float64`).
+//! What each requantizer's output stage costs on top of the same product:
+//! the layer's `forward` with every requantizer, on the shapes,
+//! one thread, the default kernel (int8 in, int8 out).
 //!
-//! `cargo bench --bench requantizers`; `cargo bench --bench requantizers
-//! -- 512x` for one shape.
+//! The requantizers are timed in rotation, one batch of calls each per
+//! round, so that every round sees one minute of a host whose speed
+//! drifts (see `thread_scaling.rs`); a table gives each requantizer's
+//! median GOPS and, in brackets, the median over rounds of its speed
+//! relative to `Float64` (the default, the `gemm` bench's figure) in the
+//! same round.
+//!
+//! `cargo bench --bench requantizers`; arguments after `--` keep only the
+//! shapes that contain each of them, e.g. `-- 512x`.
 
 // Shared with the other benches, which use the rest of it.
 #[allow(dead_code)]
 mod common;
 
 use common::{layer, SHAPES};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 use qlinear::{Requantizer, Rounding};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::Instant;
 
 const REQUANTIZERS: [(&str, Requantizer); 6] = [
     ("Float64", Requantizer::Float64),
@@ -37,32 +42,75 @@ const REQUANTIZERS: [(&str, Requantizer); 6] = [
     ("Float32", Requantizer::Float32),
 ];
 
-fn requantizers(c: &mut Criterion) {
+/// Rounds per shape.
+const ROUNDS: usize = 31;
+
+/// Operations per timed batch, so that short products are repeated.
+const OPS_PER_BATCH: f64 = 2e9;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters shapes.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let one_thread = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .unwrap();
     let mut rng = StdRng::seed_from_u64(3);
+    let names: Vec<&str> = REQUANTIZERS.iter().map(|(name, _)| *name).collect();
+    println!("| shape m×p×n | kernel | {} |", names.join(" | "));
+    println!("|---|---|{}", "---|".repeat(names.len()));
     for (m, p, n) in SHAPES {
-        let mut group = c.benchmark_group(format!("requantizers {m}x{p}x{n}"));
-        group
-            .throughput(Throughput::Elements((2 * m * p * n) as u64))
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_secs(1))
-            .sample_size(20);
         let w = Array2::from_shape_simple_fn((p, n), || rng.random::<i8>());
         let x = Array2::from_shape_simple_fn((m, p), || rng.random::<i8>());
-        let base = layer(&w);
-        for (name, requantizer) in REQUANTIZERS {
-            let layer = base.clone().with_requantizer(requantizer).unwrap();
-            let id = BenchmarkId::new(name, layer.kernel_name());
-            group.bench_with_input(id, &x, |b, x| {
-                one_thread.install(|| b.iter(|| black_box(layer.forward::<_, i8>(x).unwrap())))
-            });
+        let shape = format!("{m}x{p}x{n}");
+        if !filters.iter().all(|f| shape.contains(f.as_str())) {
+            continue;
         }
-        group.finish();
+        let base = layer(&w);
+        let layers: Vec<_> = REQUANTIZERS
+            .iter()
+            .map(|&(_, r)| base.clone().with_requantizer(r).unwrap())
+            .collect();
+        let ops = 2.0 * (m * p * n) as f64;
+        let calls = (OPS_PER_BATCH / ops).ceil() as usize;
+        let batch = |layer: &qlinear::QuantizedLinear| {
+            let start = Instant::now();
+            for _ in 0..calls {
+                black_box(layer.forward::<_, i8>(&x).unwrap());
+            }
+            ops / (start.elapsed().as_secs_f64() / calls as f64) / 1e9
+        };
+        let mut gops = vec![Vec::new(); layers.len()];
+        let mut relative = vec![Vec::new(); layers.len()];
+        one_thread.install(|| {
+            layers.iter().for_each(|l| {
+                batch(l);
+            });
+            for _ in 0..ROUNDS {
+                let round: Vec<f64> = layers.iter().map(batch).collect();
+                for (i, &g) in round.iter().enumerate() {
+                    gops[i].push(g);
+                    relative[i].push(g / round[0]);
+                }
+            }
+        });
+        let cells: Vec<String> = gops
+            .into_iter()
+            .zip(relative)
+            .map(|(g, r)| format!("{:.0} ({:.2})", median(g), median(r)))
+            .collect();
+        println!(
+            "| {shape} | `{}` | {} |",
+            base.kernel_name(),
+            cells.join(" | ")
+        );
     }
 }
-
-criterion_group!(benches, requantizers);
-criterion_main!(benches);
