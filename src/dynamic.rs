@@ -254,7 +254,7 @@ impl DynamicLinear {
         check_size("output", &[m, n])?;
         let values = row_major_checked(x.view())?;
         let params = self.params_of_rows(&values, (m, x.ncols()))?;
-        let mut out = vec![0f32; m * n];
+        let mut out = self.kernel.new_output::<f32>(m, &self.packed);
         let range = self.activations.range;
         if range.qmin >= 0 {
             self.run::<u8>(&values, &params, &mut out)?;

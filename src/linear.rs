@@ -395,7 +395,8 @@ impl QuantizedLinear {
         T: QuantElem,
     {
         self.check_input::<T>(x.dim())?;
-        let mut out = Array2::<T>::default((x.nrows(), self.out_features()));
+        let (m, n) = (x.nrows(), self.out_features());
+        let mut out = to_matrix(m, n, self.prepared.kernel.new_output(m, &self.packed));
         self.requantize_into(x, &mut out)?;
         Ok(out)
     }

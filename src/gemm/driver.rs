@@ -99,7 +99,7 @@ pub(crate) fn run<K, O, E, P>(
     #[cfg(feature = "parallel")]
     {
         let threads = rayon::current_num_threads();
-        if threads > 1 && m * n * w.kp() >= PARALLEL_MIN_MACS {
+        if is_parallel(m, n, w.kp(), threads) {
             return run_parallel(kernel, w, pack, (m, with_row_sums), epilogue, out, threads);
         }
     }
@@ -125,11 +125,9 @@ fn run_parallel<K, O, E, P>(
 {
     use rayon::prelude::*;
     let (n, kp) = (w.n(), w.kp());
-    let row_groups = m.div_ceil(K::MR);
-    if row_groups >= 2 * threads {
+    if let Some(rows_per_task) = rows_per_task::<K>(m, threads) {
         // Split by rows: whole row groups per task. Each task packs its
         // own rows first, so the core that reads them also wrote them.
-        let rows_per_task = row_groups.div_ceil(threads) * K::MR;
         out.par_chunks_mut(rows_per_task * n)
             .enumerate()
             .for_each(|(t, task_out)| {
@@ -173,7 +171,55 @@ fn run_parallel<K, O, E, P>(
     }
 }
 
-/// Rows `rows` × panels `panels` into `out`, whose element `(0, 0)` is
+/// Whether [`run`] splits an m×n product of inner dimension `kp` across
+/// `threads`.
+#[cfg(feature = "parallel")]
+fn is_parallel(m: usize, n: usize, kp: usize, threads: usize) -> bool {
+    threads > 1 && m * n * kp >= PARALLEL_MIN_MACS
+}
+
+/// Rows per task when a parallel [`run`] splits by rows (whole row
+/// groups), or `None` when it splits by weight panels.
+#[cfg(feature = "parallel")]
+fn rows_per_task<K: Kernel>(m: usize, threads: usize) -> Option<usize> {
+    let row_groups = m.div_ceil(K::MR);
+    (row_groups >= 2 * threads).then(|| row_groups.div_ceil(threads) * K::MR)
+}
+
+/// A zeroed output of `m·n` values for [`run`]. When `run` will split by
+/// rows, the pool zeroes it in the same row ranges, so that each range's
+/// cache lines start in the cache of a core that computes it rather than
+/// all in the caller's: zeroed by the caller, the other core's writes had
+/// to fetch every line from it, and a two-thread dynamic layer at
+/// 512×512×512 ran no faster than one thread.
+pub(crate) fn new_output<K: Kernel, O: Copy + Default + Send + Sync>(
+    m: usize,
+    n: usize,
+    kp: usize,
+) -> Vec<O> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
+        if is_parallel(m, n, kp, threads) {
+            if let Some(rows) = rows_per_task::<K>(m, threads) {
+                let task = rows * n;
+                let mut out = Vec::new();
+                (0..m * n)
+                    .into_par_iter()
+                    .with_min_len(task)
+                    .with_max_len(task)
+                    .map(|_| O::default())
+                    .collect_into_vec(&mut out);
+                return out;
+            }
+        }
+    }
+    let _ = kp;
+    vec![O::default(); m * n]
+}
+
+/// Rows `rows` × panels `panels` into `out`,/// Rows `rows` × panels `panels` into `out`, whose element `(0, 0)` is
 /// output `(out_origin.0, out_origin.1)` and whose row stride is
 /// `out_origin.2`.
 ///
@@ -270,5 +316,40 @@ pub(crate) fn compute<K, O, E>(
             }
         }
         block_start = block_end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::Portable;
+
+    /// Zeroed, of the right length, whether the pool zeroes it in row
+    /// ranges (the last one shorter) or the caller does.
+    #[test]
+    fn new_outputs_are_zeroed() {
+        let shapes = [
+            (0, 5, 3),
+            (3, 0, 3),
+            (1, 4, 4),
+            (77, 301, 64),
+            (300, 257, 80),
+        ];
+        for threads in 1..=3 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for (m, n, kp) in shapes {
+                    let out = new_output::<Portable, f32>(m, n, kp);
+                    assert_eq!(out.len(), m * n);
+                    assert!(out.iter().all(|&v| v == 0.0), "{m}×{n}, {threads} threads");
+                    let out = new_output::<Portable, i8>(m, n, kp);
+                    assert_eq!(out.len(), m * n);
+                    assert!(out.iter().all(|&v| v == 0), "{m}×{n}, {threads} threads");
+                }
+            });
+        }
     }
 }

@@ -212,6 +212,23 @@ impl KernelChoice {
         with_kernel!(self, k => k.vectorized(f))
     }
 
+    /// A zeroed output for [`execute`](Self::execute) of `m` rows into `w`'s
+    /// columns; see [`driver::new_output`].
+    pub(crate) fn new_output<O: Copy + Default + Send + Sync>(
+        self,
+        m: usize,
+        w: &PackedWeights,
+    ) -> Vec<O> {
+        fn go<K: Kernel, O: Copy + Default + Send + Sync>(
+            _: K,
+            m: usize,
+            w: &PackedWeights,
+        ) -> Vec<O> {
+            driver::new_output::<K, O>(m, w.n(), w.kp())
+        }
+        with_kernel!(self, k => go(k, m, w))
+    }
+
     /// Packs `x` for the kernel and computes every output through
     /// `epilogue` into `out` (row-major m×n). Activations outside
     /// `[lo, hi]` are refused.
