@@ -44,9 +44,21 @@ pub(crate) trait ColumnRequant: Sync {
     /// stages override it with loops that vectorize in 32-bit lanes.
     #[inline(always)]
     fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
-        for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
-            *o = T::from_i32_clamped(self.apply(i64::from(acc), j0 + c));
-        }
+        apply_each(self, accs, j0, out);
+    }
+}
+
+/// `out[c] = apply(accs[c], j0 + c)`, one element at a time: where a stage
+/// has no 32-bit lanes.
+#[inline(always)]
+fn apply_each<R: ColumnRequant + ?Sized, T: QuantElem>(
+    stage: &R,
+    accs: &[i32],
+    j0: usize,
+    out: &mut [T],
+) {
+    for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
+        *o = T::from_i32_clamped(stage.apply(i64::from(acc), j0 + c));
     }
 }
 
@@ -304,10 +316,7 @@ impl ColumnRequant for FixedPointStage {
     #[inline(always)]
     fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
         let Some(lanes) = &self.lanes else {
-            for (c, (o, &acc)) in out.iter_mut().zip(accs).enumerate() {
-                *o = T::from_i32_clamped(self.apply(i64::from(acc), j0 + c));
-            }
-            return;
+            return apply_each(self, accs, j0, out);
         };
         let span = j0..j0 + accs.len();
         let (z, lo, hi) = (self.zero_point as i32, self.lo as i32, self.hi as i32);
@@ -396,21 +405,14 @@ impl ColumnRequant for Float32Stage {
     /// and adding `z` gives an `i32` in `[lo, hi]`: no 64-bit lane.
     #[inline(always)]
     fn apply_row_i32<T: QuantElem>(&self, accs: &[i32], j0: usize, out: &mut [T]) {
+        let Some((a, b)) = self.shifted_clamp else {
+            return apply_each(self, accs, j0, out);
+        };
+        let z = self.zero_point as i32;
         let multipliers = &self.multipliers[j0..j0 + accs.len()];
-        let lanes = out.iter_mut().zip(accs).zip(multipliers);
-        match self.shifted_clamp {
-            Some((a, b)) => {
-                let z = self.zero_point as i32;
-                for ((o, &acc), &m) in lanes {
-                    let r = half_even_f32(clamp_f32(acc as f32 * m, a, b));
-                    *o = T::from_i32_clamped(r.wrapping_add(z));
-                }
-            }
-            None => {
-                for (c, ((o, &acc), _)) in lanes.enumerate() {
-                    *o = T::from_i32_clamped(self.apply(i64::from(acc), j0 + c));
-                }
-            }
+        for ((o, &acc), &m) in out.iter_mut().zip(accs).zip(multipliers) {
+            let r = half_even_f32(clamp_f32(acc as f32 * m, a, b));
+            *o = T::from_i32_clamped(r.wrapping_add(z));
         }
     }
 }
