@@ -523,27 +523,21 @@ trait Accumulator: Copy {
     fn is_zero(self) -> bool;
 }
 
-impl Accumulator for i32 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    #[inline(always)]
-    fn is_zero(self) -> bool {
-        self == 0
-    }
+macro_rules! accumulator {
+    ($($t:ty),*) => {$(
+        impl Accumulator for $t {
+            #[inline(always)]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline(always)]
+            fn is_zero(self) -> bool {
+                self == 0
+            }
+        }
+    )*};
 }
-
-impl Accumulator for i64 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    #[inline(always)]
-    fn is_zero(self) -> bool {
-        self == 0
-    }
-}
+accumulator!(i32, i64);
 
 impl Dequantize<'_> {
     /// (23) for row `i` from its accumulators `accs[c]`, column `j0 + c`.

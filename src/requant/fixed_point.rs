@@ -155,13 +155,7 @@ fn srdhm(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = i64::from(a) * i64::from(b);
-    let nudge = if ab >= 0 {
-        1i64 << 30
-    } else {
-        1 - (1i64 << 30)
-    };
-    ((ab + nudge) / (1i64 << 31)) as i32
+    doubling_high(a, b)
 }
 
 /// `(v + 2^(r−1)) >> r`: ties toward +∞.
@@ -226,6 +220,29 @@ pub(crate) enum MultiplierLanes {
 }
 
 impl MultiplierLanes {
+    /// The lane function of column `j` on `x`, one value at a time (the
+    /// output stage runs one loop per mode instead).
+    #[cfg(test)]
+    fn apply(&self, x: i32, j: usize) -> i32 {
+        match self {
+            MultiplierLanes::Doubling {
+                half_up: true,
+                q,
+                pow,
+                right,
+                mask,
+            } => half_up_lane(x, q[j], pow[j], right[j], mask[j]),
+            MultiplierLanes::Doubling {
+                half_up: false,
+                q,
+                pow,
+                right,
+                mask,
+            } => double_lane(x, q[j], pow[j], right[j], mask[j]),
+            MultiplierLanes::Single { q, total, round } => single_lane(x, q[j], total[j], round[j]),
+        }
+    }
+
     /// `None` if a multiplier is outside what [`quantize_multiplier`]
     /// returns.
     pub(crate) fn new(
@@ -274,7 +291,7 @@ impl MultiplierLanes {
 #[inline(always)]
 pub(crate) fn double_lane(x: i32, q: i32, pow: i32, right: u32, mask: i32) -> i32 {
     // gemmlowp's RoundingDivideByPOT: ties away from zero.
-    let v = doubling_high_lane(x.wrapping_mul(pow), q);
+    let v = doubling_high(x.wrapping_mul(pow), q);
     let threshold = (mask >> 1) + i32::from(v < 0);
     (v >> right) + i32::from((v & mask) > threshold)
 }
@@ -282,7 +299,7 @@ pub(crate) fn double_lane(x: i32, q: i32, pow: i32, right: u32, mask: i32) -> i3
 /// [`multiply`] with `HalfUp` rounding, under [`double_lane`]'s conditions.
 #[inline(always)]
 pub(crate) fn half_up_lane(x: i32, q: i32, pow: i32, right: u32, mask: i32) -> i32 {
-    let v = i64::from(doubling_high_lane(x.wrapping_mul(pow), q));
+    let v = i64::from(doubling_high(x.wrapping_mul(pow), q));
     // 2^(right − 1), or 0 when right = 0.
     let round = (i64::from(mask) + 1) >> 1;
     ((v + round) >> right) as i32
@@ -296,9 +313,10 @@ pub(crate) fn single_lane(x: i32, q: i32, total: u32, round: i64) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
-/// [`srdhm`] for `b ≥ 0`, where `a·b` is never `i32::MIN²`: no saturation.
+/// [`srdhm`] without its one saturating case, `a = b = i32::MIN` (never
+/// met by the lanes, whose `b ≥ 0`).
 #[inline(always)]
-fn doubling_high_lane(a: i32, b: i32) -> i32 {
+fn doubling_high(a: i32, b: i32) -> i32 {
     let ab = i64::from(a) * i64::from(b);
     let nudge = if ab >= 0 {
         1i64 << 30
@@ -592,26 +610,7 @@ mod tests {
                     };
                     for x in xs.into_iter().filter(allowed) {
                         let x = x as i32;
-                        let got = match &lanes {
-                            MultiplierLanes::Doubling {
-                                half_up,
-                                q,
-                                pow,
-                                right,
-                                mask,
-                            } => {
-                                assert_eq!(*half_up, rounding == Rounding::HalfUp);
-                                if *half_up {
-                                    half_up_lane(x, q[0], pow[0], right[0], mask[0])
-                                } else {
-                                    double_lane(x, q[0], pow[0], right[0], mask[0])
-                                }
-                            }
-                            MultiplierLanes::Single { q, total, round } => {
-                                assert_eq!(rounding, Rounding::Single);
-                                single_lane(x, q[0], total[0], round[0])
-                            }
-                        };
+                        let got = lanes.apply(x, 0);
                         assert_eq!(got, multiply(x, m, rounding), "{x} · {m:?} {rounding:?}");
                         cases += 1;
                     }
