@@ -7,6 +7,8 @@
 //! `cargo bench --bench gemm`; `cargo bench --bench gemm -- 1x4096` for one
 //! shape.
 
+// Shared with the other benches, which use the rest of it.
+#[allow(dead_code)]
 mod common;
 
 use common::{for_kernel, layer, SHAPES};

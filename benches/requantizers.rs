@@ -16,7 +16,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{layer, SHAPES};
+use common::{kept, layer, median, SHAPES};
 use ndarray::Array2;
 use qlinear::{Requantizer, Rounding};
 use rand::rngs::StdRng;
@@ -48,17 +48,7 @@ const ROUNDS: usize = 31;
 /// Operations per timed batch, so that short products are repeated.
 const OPS_PER_BATCH: f64 = 2e9;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument filters shapes.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
     let one_thread = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -71,7 +61,7 @@ fn main() {
         let w = Array2::from_shape_simple_fn((p, n), || rng.random::<i8>());
         let x = Array2::from_shape_simple_fn((m, p), || rng.random::<i8>());
         let shape = format!("{m}x{p}x{n}");
-        if !filters.iter().all(|f| shape.contains(f.as_str())) {
+        if !kept(&shape) {
             continue;
         }
         let base = layer(&w);

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{for_kernel, layer, SHAPES};
+use common::{for_kernel, kept, layer, median, SHAPES};
 use ndarray::Array2;
 use qlinear::available_kernels;
 use rand::rngs::StdRng;
@@ -29,18 +29,7 @@ const PAIRS: usize = 31;
 /// Operations per timed batch, so that short products are repeated.
 const OPS_PER_BATCH: f64 = 4e8;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; any other argument filters rows.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let keep = |row: &str| filters.iter().all(|f| row.contains(f.as_str()));
     let pool = |threads| {
         ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -55,7 +44,7 @@ fn main() {
         let shape = format!("{m}x{p}x{n}");
         let kernels: Vec<_> = available_kernels()
             .into_iter()
-            .filter(|kernel| keep(&format!("{shape} {kernel}")))
+            .filter(|kernel| kept(&format!("{shape} {kernel}")))
             .collect();
         if kernels.is_empty() {
             continue;

@@ -39,3 +39,20 @@ pub fn for_kernel<'a>(
         (base.clone().with_kernel(kernel).unwrap(), x)
     }
 }
+
+/// The middle value (the upper one of an even count); `v` must not be
+/// empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Whether `row` contains every filter given after `--` (`cargo bench`
+/// itself passes `--bench`, which is not a filter), for the benches with
+/// their own harness.
+pub fn kept(row: &str) -> bool {
+    std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .all(|f| row.contains(f.as_str()))
+}
