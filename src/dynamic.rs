@@ -37,7 +37,8 @@ use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
 use crate::linear::{
-    check_bound, check_len, choose_kernel, kernel_by_name, to_matrix, Terms, WrappingTerms,
+    check_bound, check_len, choose_kernel, kernel_by_name, to_matrix, wrap_i32, Terms,
+    WrappingTerms,
 };
 use crate::observer::finite_extremes;
 use crate::params::{QuantParams, QuantRange, Scheme};
@@ -126,6 +127,9 @@ pub struct DynamicLinear {
     neg_w_zero_points: Vec<i64>,
     /// `d[j] = −Σ_k Wq[k,j] + p·z_W[j]`, the coefficient of `z'_X[i]` in (11).
     zero_point_terms: Vec<i64>,
+    /// The two vectors above modulo 2^32, for calls whose accumulators fit
+    /// in `i32`.
+    wrapped_terms: WrappingTerms,
     max_w_zero_point: u64,
     bias: Option<Array1<f32>>,
     activations: DynamicActivations,
@@ -156,10 +160,16 @@ impl DynamicLinear {
         let kernel = KernelChoice::select_with(kernel_from_env, activations.range);
         let (nr, kg) = kernel.layout();
         let packed = PackedWeights::new(&w_q, nr, kg);
-        let zero_point_terms = (0..n)
+        let zero_point_terms: Vec<i64> = (0..n)
             .map(|j| -packed.col_sums()[j] + p as i64 * i64::from(zero_points[j]))
             .collect();
         let neg_w_zero_points = negated_zero_points(&zero_points);
+        let wrapped_terms = WrappingTerms::new(&Terms {
+            neg_w_zero_points: &neg_w_zero_points,
+            column_terms: &[],
+            row_zero_points: &[],
+            zero_point_terms: &zero_point_terms,
+        });
         let layer = DynamicLinear {
             packed,
             kernel,
@@ -169,6 +179,7 @@ impl DynamicLinear {
             weight_scales,
             neg_w_zero_points,
             zero_point_terms,
+            wrapped_terms,
             max_w_zero_point: zero_points
                 .iter()
                 .map(|z| u64::from(z.unsigned_abs()))
@@ -393,7 +404,7 @@ impl DynamicLinear {
         let epilogue = Dequantize {
             layer: self,
             terms,
-            wrapping: fits_i32.then(|| WrappingTerms::new(&terms)),
+            wrapping: fits_i32.then(|| (&self.wrapped_terms, wrap_i32(&row_zero_points))),
             row_scales: params.iter().map(|p| p.scale as f32).collect(),
         };
         let with_row_sums = !self.neg_w_zero_points.is_empty();
@@ -513,9 +524,9 @@ fn row_major_checked(x: ArrayView2<'_, f32>) -> Result<Cow<'_, [f32]>, QuantErro
 struct Dequantize<'a> {
     layer: &'a DynamicLinear,
     terms: Terms<'a>,
-    /// The terms of (11) in `i32`, when every accumulator of this call
-    /// provably fits in `i32`.
-    wrapping: Option<WrappingTerms>,
+    /// The terms of (11) in `i32` with the call's row zero points, when
+    /// every accumulator of this call provably fits in `i32`.
+    wrapping: Option<(&'a WrappingTerms, Vec<i32>)>,
     row_scales: Vec<f32>,
 }
 
@@ -580,12 +591,13 @@ impl Epilogue<f32> for Dequantize<'_> {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        if let (Dots::I32(dots), Some(w)) = (dots, &self.wrapping) {
+        if let (Dots::I32(dots), Some((w, row_zero_points))) = (dots, &self.wrapping) {
             w.for_tile(
                 (i0, j0, rows, cols),
                 dots,
                 dots_stride,
                 row_sums,
+                row_zero_points,
                 out,
                 out_stride,
                 |i, accs, out| self.dequantize_row(i, j0, accs, out),

@@ -975,24 +975,24 @@ impl Terms<'_> {
 pub(crate) struct WrappingTerms {
     column_terms: Vec<i32>,
     neg_w_zero_points: Vec<i32>,
-    row_zero_points: Vec<i32>,
     zero_point_terms: Vec<i32>,
 }
 
 impl WrappingTerms {
-    /// `terms` modulo 2^32. Only for layers (or calls) whose accumulators
-    /// all fit in `i32`.
+    /// The per-column `terms` modulo 2^32, built with the layer; a
+    /// dynamic layer's row zero points come with each call. Only used for
+    /// layers (or calls) whose accumulators all fit in `i32`.
     pub(crate) fn new(terms: &Terms<'_>) -> WrappingTerms {
-        let wrap = |v: &[i64]| v.iter().map(|&x| x as i32).collect();
         WrappingTerms {
-            column_terms: wrap(terms.column_terms),
-            neg_w_zero_points: wrap(terms.neg_w_zero_points),
-            row_zero_points: wrap(terms.row_zero_points),
-            zero_point_terms: wrap(terms.zero_point_terms),
+            column_terms: wrap_i32(terms.column_terms),
+            neg_w_zero_points: wrap_i32(terms.neg_w_zero_points),
+            zero_point_terms: wrap_i32(terms.zero_point_terms),
         }
     }
 
-    /// [`Terms::for_tile`] from a tile's `i32` dot products, in `i32`.
+    /// [`Terms::for_tile`] from a tile's `i32` dot products, in `i32`, with
+    /// the call's `row_zero_points` (from [`wrap_i32`]; empty for a static
+    /// layer).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(crate) fn for_tile<O>(
@@ -1001,6 +1001,7 @@ impl WrappingTerms {
         dots: &[i32],
         dots_stride: usize,
         row_sums: &[i64],
+        row_zero_points: &[i32],
         out: &mut [O],
         out_stride: usize,
         mut finish: impl FnMut(usize, &[i32], &mut [O]),
@@ -1022,7 +1023,7 @@ impl WrappingTerms {
                     *acc = acc.wrapping_add(row_sum.wrapping_mul(nz));
                 }
             }
-            if let Some(&zx) = self.row_zero_points.get(i) {
+            if let Some(&zx) = row_zero_points.get(i) {
                 for (acc, &d) in accs.iter_mut().zip(&self.zero_point_terms[span.clone()]) {
                     *acc = acc.wrapping_add(zx.wrapping_mul(d));
                 }
@@ -1032,8 +1033,13 @@ impl WrappingTerms {
     }
 }
 
+/// `values` modulo 2^32.
+pub(crate) fn wrap_i32(values: &[i64]) -> Vec<i32> {
+    values.iter().map(|&x| x as i32).collect()
+}
+
 /// Widest tile any kernel produces.
-pub(crate) const MAX_NR: usize = 64;
+const MAX_NR: usize = 64;
 
 /// Output stage fused into the kernel's write-back.
 struct Requantize<'a, R, T> {
@@ -1076,6 +1082,7 @@ impl<R: ColumnRequant, T: QuantElem> Epilogue<T> for Requantize<'_, R, T> {
                     dots,
                     dots_stride,
                     row_sums,
+                    &[],
                     out,
                     out_stride,
                     |_, accs, out| self.stage.apply_row_i32(accs, j0, out),
