@@ -1263,6 +1263,30 @@ fn threads_row_split() {
     }
 }
 
+/// Weights of 4.2 MiB, past any x86 core's L2 today: each row task is
+/// split again into panel tasks (`driver::run_parallel`). Release only,
+/// for the oracle's sake (1.1·10^9 multiply-adds).
+#[cfg(feature = "parallel")]
+#[test]
+fn threads_row_split_beyond_l2() {
+    if cfg!(debug_assertions) {
+        return;
+    }
+    let shape: (usize, usize, usize) = (256, 2048, 2080);
+    let splits_by_rows = |k: &Spec| shape.0.div_ceil(k.mr) >= 8;
+    let full: Vec<Spec> = full_range_kernels()
+        .into_iter()
+        .filter(splits_by_rows)
+        .collect();
+    let reduced: Vec<Spec> = reduced_kernels()
+        .into_iter()
+        .filter(splits_by_rows)
+        .collect();
+    assert_eq!(full.len() + reduced.len(), kernels().len());
+    threads_case(&full, shape, "rows", 140);
+    threads_case(&reduced, shape, "rows", 141);
+}
+
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_panel_split() {

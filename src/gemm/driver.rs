@@ -129,45 +129,86 @@ fn run_parallel<K, O, E, P>(
     if let Some(rows_per_task) = rows_per_task::<K>(m, n, kp, threads) {
         // Split by rows: whole row groups per task. Each task packs its
         // own rows first, so the core that reads them also wrote them.
+        // With weights beyond L2, a task's panels are split too (see
+        // `rows_per_task`).
+        let panel_tasks = if weights_fit_l2::<K>(n, kp) {
+            1
+        } else {
+            PANEL_TASKS_PER_ROW_TASK
+        };
         out.par_chunks_mut(rows_per_task * n)
+            .with_max_len(1)
             .enumerate()
             .for_each(|(t, task_out)| {
                 let start = t * rows_per_task;
                 let rows = start..(start + rows_per_task).min(m);
                 let a = PackedRows::<K>::packed(rows.clone(), kp, with_row_sums, pack);
-                let origin = (rows.start, 0, n);
-                kernel.compute(
-                    w,
-                    &a.rows(),
-                    rows,
-                    0..w.panels(),
-                    epilogue,
-                    task_out,
-                    origin,
-                );
+                if panel_tasks == 1 {
+                    let origin = (rows.start, 0, n);
+                    kernel.compute(
+                        w,
+                        &a.rows(),
+                        rows,
+                        0..w.panels(),
+                        epilogue,
+                        task_out,
+                        origin,
+                    );
+                } else {
+                    by_panels(kernel, w, &a.rows(), rows, panel_tasks, epilogue, task_out);
+                }
             });
     } else {
         // Split by weight panels; each task fills its own columns from
         // every row, packed once up front.
         let a = PackedRows::<K>::packed(0..m, kp, with_row_sums, pack);
-        let a = a.rows();
-        let panels = w.panels();
-        let per_task = panels.div_ceil(threads);
-        let parts: Vec<(usize, usize, Vec<O>)> = (0..panels.div_ceil(per_task))
-            .into_par_iter()
-            .map(|t| {
-                let range = t * per_task..((t + 1) * per_task).min(panels);
-                let j0 = range.start * K::NR;
-                let width = (range.end * K::NR).min(n) - j0;
-                let mut local = vec![O::default(); m * width];
-                kernel.compute(w, &a, 0..m, range, epilogue, &mut local, (0, j0, width));
-                (j0, width, local)
-            })
-            .collect();
-        for (j0, width, local) in parts {
-            for (dst, src) in out.chunks_exact_mut(n).zip(local.chunks_exact(width)) {
-                dst[j0..j0 + width].copy_from_slice(src);
-            }
+        by_panels(kernel, w, &a.rows(), 0..m, threads, epilogue, out);
+    }
+}
+
+/// Whether the packed weights of an n-column, depth-`kp` layer fit in a
+/// core's L2.
+#[cfg(feature = "parallel")]
+fn weights_fit_l2<K: Kernel>(n: usize, kp: usize) -> bool {
+    n.div_ceil(K::NR) * K::NR * kp <= cache::l2_bytes()
+}
+
+/// Rows `rows` of the product, from their packed `a`, into `out` (those
+/// rows, `n` wide), as `tasks` tasks of consecutive weight panels. Each
+/// task fills a buffer of its own columns, copied into place after.
+#[cfg(feature = "parallel")]
+fn by_panels<K, O, E>(
+    kernel: K,
+    w: &PackedWeights,
+    a: &Rows<'_, K::A>,
+    rows: Range<usize>,
+    tasks: usize,
+    epilogue: &E,
+    out: &mut [O],
+) where
+    K: Kernel,
+    O: Copy + Default + Send,
+    E: Epilogue<O>,
+{
+    use rayon::prelude::*;
+    let (n, panels, height) = (w.n(), w.panels(), rows.len());
+    let per_task = panels.div_ceil(tasks);
+    let parts: Vec<(usize, usize, Vec<O>)> = (0..panels.div_ceil(per_task))
+        .into_par_iter()
+        .with_max_len(1)
+        .map(|t| {
+            let range = t * per_task..((t + 1) * per_task).min(panels);
+            let j0 = range.start * K::NR;
+            let width = (range.end * K::NR).min(n) - j0;
+            let mut local = vec![O::default(); height * width];
+            let origin = (rows.start, j0, width);
+            kernel.compute(w, a, rows.clone(), range, epilogue, &mut local, origin);
+            (j0, width, local)
+        })
+        .collect();
+    for (j0, width, local) in parts {
+        for (dst, src) in out.chunks_exact_mut(n).zip(local.chunks_exact(width)) {
+            dst[j0..j0 + width].copy_from_slice(src);
         }
     }
 }
@@ -183,22 +224,42 @@ fn is_parallel(m: usize, n: usize, kp: usize, threads: usize) -> bool {
 /// `kp` splits by rows (whole row groups), or `None` when it splits by
 /// weight panels.
 ///
-/// By rows with at least two row groups per thread, which balances the
-/// tasks. With one to two per thread, by rows too if the packed weights
-/// fit in a core's L2, where every task streaming all of them costs
-/// little; otherwise by panels, so that each core streams half. Measured
-/// in-process (21 alternating rounds, AMX, two threads, static / dynamic
-/// layer): rows against panels +31 % / +31 % at 64×1024×1024 and +39 % /
-/// +33 % at 64×512×512 (weights of 1 MiB and 256 KiB), −20 % / −14 % at
-/// 48×2048×2048 (4 MiB).
+/// By rows with at least two row groups per thread. With one to two per
+/// thread, by rows too if the packed weights fit in a core's L2, where
+/// every task streaming all of them costs little; otherwise by panels, so
+/// that each core streams half. Measured in-process (21 alternating
+/// rounds, AMX, two threads, static / dynamic layer): rows against panels
+/// +31 % / +31 % at 64×1024×1024 and +39 % / +33 % at 64×512×512 (weights
+/// of 1 MiB and 256 KiB), −20 % / −14 % at 48×2048×2048 (4 MiB).
+///
+/// Tasks are smaller than an even share, so that rayon hands the rest to
+/// whichever core is free: cores do not all run at one speed (hybrid CPUs
+/// pair fast and slow cores; on the 2-vCPU test host, two independent
+/// one-thread AMX runs side by side read 1320 and 369 GOPS), and an even
+/// split waits for the slowest. With the weights in L2, about
+/// [`ROW_TASKS_PER_THREAD`] row tasks per thread. Beyond L2, one per
+/// thread, since each row task streams all the weights; [`run`] splits
+/// each into [`PANEL_TASKS_PER_ROW_TASK`] panel tasks instead, which
+/// together stream them once. Against one even task per thread
+/// (in-process A/B, two threads, static layer): AMX +18–48 % at 128 and
+/// 256×1024×1024, elsewhere within the host's noise; docs/kernels.md has
+/// the tables.
 #[cfg(feature = "parallel")]
 fn rows_per_task<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> Option<usize> {
     let row_groups = m.div_ceil(K::MR);
-    let weight_bytes = n.div_ceil(K::NR) * K::NR * kp;
-    let by_rows =
-        row_groups >= 2 * threads || (row_groups >= threads && weight_bytes <= cache::l2_bytes());
-    by_rows.then(|| row_groups.div_ceil(threads) * K::MR)
+    let in_l2 = weights_fit_l2::<K>(n, kp);
+    let by_rows = row_groups >= 2 * threads || (row_groups >= threads && in_l2);
+    let tasks = threads * if in_l2 { ROW_TASKS_PER_THREAD } else { 1 };
+    by_rows.then(|| row_groups.div_ceil(tasks) * K::MR)
 }
+
+/// Row tasks per thread when the weights fit in L2 (see [`rows_per_task`]).
+#[cfg(feature = "parallel")]
+const ROW_TASKS_PER_THREAD: usize = 4;
+
+/// Panel tasks per row task when the weights do not fit in L2.
+#[cfg(feature = "parallel")]
+const PANEL_TASKS_PER_ROW_TASK: usize = 4;
 
 /// A zeroed output of `m·n` values for [`run`]. When `run` will split by
 /// rows, the pool zeroes it in the same row ranges, so that each range's
@@ -233,7 +294,7 @@ pub(crate) fn new_output<K: Kernel, O: Copy + Default + Send + Sync>(
     vec![O::default(); m * n]
 }
 
-/// Rows `rows` × panels `panels` into `out`,/// Rows `rows` × panels `panels` into `out`, whose element `(0, 0)` is
+/// Rows `rows` × panels `panels` into `out`, whose element `(0, 0)` is
 /// output `(out_origin.0, out_origin.1)` and whose row stride is
 /// `out_origin.2`.
 ///
