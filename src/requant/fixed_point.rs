@@ -155,7 +155,13 @@ fn srdhm(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    doubling_high(a, b)
+    let ab = i64::from(a) * i64::from(b);
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
+    ((ab + nudge) / (1i64 << 31)) as i32
 }
 
 /// `(v + 2^(r−1)) >> r`: ties toward +∞.
@@ -314,16 +320,18 @@ pub(crate) fn single_lane(x: i32, q: i32, total: u32, round: i64) -> i32 {
 }
 
 /// [`srdhm`] without its one saturating case, `a = b = i32::MIN` (never
-/// met by the lanes, whose `b ≥ 0`).
+/// met by the lanes, whose `b ≥ 0`), as one floor: `⌊(a·b + 2^30) / 2^31⌋`.
+///
+/// Both round `a·b / 2^31` to the nearest integer. They can differ only at
+/// ties, `a·b = (k + ½)·2^31`. There `srdhm` goes up for `a·b ≥ 0` (it adds
+/// 2^30, then truncates a positive value). For `a·b < 0` it goes toward
+/// zero (it adds 1 − 2^30, then truncates a negative value), which is also
+/// up. The floor form rounds every tie up, so the two agree. The floor form
+/// needs no sign select and no correction for a truncating division: one
+/// multiply, one add and one arithmetic shift.
 #[inline(always)]
 fn doubling_high(a: i32, b: i32) -> i32 {
-    let ab = i64::from(a) * i64::from(b);
-    let nudge = if ab >= 0 {
-        1i64 << 30
-    } else {
-        1 - (1i64 << 30)
-    };
-    ((ab + nudge) / (1i64 << 31)) as i32
+    ((i64::from(a) * i64::from(b) + (1i64 << 30)) >> 31) as i32
 }
 
 #[cfg(test)]
@@ -385,6 +393,45 @@ mod tests {
         assert_eq!(srdhm(-3, 1 << 29), -1);
         assert_eq!(srdhm(1, 1 << 29), 0); // 0.25
         assert_eq!(srdhm(-1, 1 << 29), 0);
+    }
+
+    /// The lanes' floor form against gemmlowp's nudge-and-truncate form,
+    /// for every `b ≥ 0` the lanes can hold: ties of both signs at every
+    /// scale, the ends of the range, and random pairs.
+    #[test]
+    fn doubling_high_equals_srdhm() {
+        let mut cases = vec![
+            (i32::MIN, i32::MAX),
+            (i32::MAX, i32::MAX),
+            (i32::MIN, 0),
+            (i32::MIN, 1),
+            (i32::MAX, 1),
+            (-1, 1),
+            (0, i32::MAX),
+        ];
+        // a·b = (k + ½)·2^31 for odd multiples of 2^30, both signs.
+        for shift in 0..=30 {
+            for k in [1i64, 3, 5, 7, 1001] {
+                let b = 1i32 << shift;
+                let a = (k << 30) >> shift;
+                if a <= i64::from(i32::MAX) && (a << shift) == k << 30 {
+                    cases.push((a as i32, b));
+                    cases.push((-(a as i32), b));
+                    cases.push((-(a as i32) + 1, b));
+                    cases.push((-(a as i32) - 1, b));
+                }
+            }
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..1_000_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            cases.push((state as i32, (state >> 32) as i32 & i32::MAX));
+        }
+        for (a, b) in cases {
+            assert_eq!(doubling_high(a, b), srdhm(a, b), "a = {a}, b = {b}");
+        }
     }
 
     #[test]
