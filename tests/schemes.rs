@@ -6,7 +6,7 @@ use qlinear::gemm::reference;
 use qlinear::{
     available_kernels, quantize_as, sqnr_db, Bias, DynamicActivations, DynamicLinear, ElemKind,
     F32Bias, Granularity, QuantError, QuantParams, QuantRange, QuantizedLinear, Requantizer,
-    Rounding, Scheme, WeightParams,
+    Rounding, Scheme, WeightParams, MIN_SCALE,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -242,6 +242,27 @@ fn invalid_clamps_and_multipliers_are_errors() {
             big.clone().with_requantizer(Requantizer::FixedPoint(r)),
             Err(QuantError::LeftShiftOverflow { .. })
         ));
+    }
+    // Every multiplier from 2^31 up to the largest one f32 scales allow
+    // (2^126, with s_Y = MIN_SCALE): the shift check once let 256·2^k past
+    // for k ≥ 120, where the product's bits all fall off a u128, and the
+    // lanes then wrapped.
+    let mut tiny_scales: Vec<f64> = (31..=126).map(|k| 2f64.powi(-k)).collect();
+    tiny_scales.push(MIN_SCALE);
+    for s_y in tiny_scales {
+        let out = QuantParams::new(s_y, 0).unwrap();
+        let l = QuantizedLinear::from_quantized(Array2::ones((2, 2)), p, Bias::None, p, out);
+        for r in [Rounding::HalfUp, Rounding::Double] {
+            let built = l
+                .clone()
+                .unwrap()
+                .with_requantizer(Requantizer::FixedPoint(r));
+            assert!(
+                matches!(built, Err(QuantError::LeftShiftOverflow { .. })),
+                "s_Y = {s_y:e}, {r:?}: {:?}",
+                built.map(|_| "built")
+            );
+        }
     }
     // Single rounding saturates the multiplier as TFLite does.
     let single = big

@@ -209,11 +209,13 @@ impl OutputStage {
                         let q = quantize_multiplier(m)?;
                         // HalfUp and Double form acc·2^shift in i32 (LiteRT's
                         // optimized kernels let it wrap, measured): refuse
-                        // layers where that product could leave i32.
-                        let shifted = spec.acc_bound.checked_shl(q.shift.max(0) as u32);
-                        if rounding != Rounding::Single
-                            && shifted.is_none_or(|v| v > i32::MAX as u128)
-                        {
+                        // layers where that product could leave i32, that
+                        // is, unless acc_bound ≤ ⌊(2^31 − 1) / 2^shift⌋.
+                        // (Not `checked_shl`: it checks only the shift
+                        // amount and lets the product's high bits fall off.)
+                        let left = q.shift.max(0) as u32;
+                        let largest = (i32::MAX as u128).checked_shr(left).unwrap_or(0);
+                        if rounding != Rounding::Single && spec.acc_bound > largest {
                             return Err(QuantError::LeftShiftOverflow {
                                 multiplier: m,
                                 shift: q.shift,
