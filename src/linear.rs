@@ -854,11 +854,14 @@ impl Spec {
             clamp,
             acc_bound,
         })?;
-        // The f64 stage may add c[j] itself, skipping the i64 accumulator,
-        // when (11) has no row term (see `Requantize::write`).
+        // The f64 stages may add c[j] themselves, skipping the i64
+        // accumulator, when (11) has no row term (see `Requantize::write`).
         let stage = match stage {
             OutputStage::Float64(s) if neg_w_zero_points.is_empty() => {
-                OutputStage::Float64(s.with_column_terms(&column_terms))
+                OutputStage::Float64(s.with_column_terms(&column_terms, acc_bound))
+            }
+            OutputStage::TfliteReference(s) if neg_w_zero_points.is_empty() => {
+                OutputStage::TfliteReference(s.with_column_terms(&column_terms, acc_bound))
             }
             other => other,
         };

@@ -74,6 +74,79 @@ pub(crate) struct DotsTile<'a> {
     pub(crate) out_stride: usize,
 }
 
+/// `c[j]` of (11) as `f64`, for a stage that converts `f64(acc)` and a
+/// layer whose (11) is `acc = dot + c[j]`, or empty where that is not exact.
+///
+/// `f64(dot) + f64(c[j])` is `f64(acc)` exactly when all three are integers
+/// below `2^53` in magnitude. This holds for `|acc| ≤ 2^51` (from
+/// `acc_bound`) and `|c[j]| ≤ 2^52` (checked here), since then
+/// `|dot| ≤ 2^51 + 2^52`. The tile then needs no widening to `i64` and no
+/// conversion of it.
+pub(crate) fn exact_column_terms(column_terms: &[i64], acc_bound: u128) -> Vec<f64> {
+    const EXACT: u64 = 1 << 52;
+    if acc_bound <= 1 << 51 && column_terms.iter().all(|c| c.unsigned_abs() <= EXACT) {
+        column_terms.iter().map(|&c| c as f64).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// [`ColumnRequant::write_from_dots`] for the stages that convert
+/// `f64(acc)`: output `(r, c)` is `one(a[j], b[j], f64(dot) + c[j])` for
+/// column `j = j0 + c`. Returns `false` when `column_terms` is empty.
+#[inline(always)]
+fn f64_from_dots<T: QuantElem>(
+    tile: DotsTile<'_>,
+    out: &mut [T],
+    column_terms: &[f64],
+    (a, b): (&[f64], &[f64]),
+    one: impl Fn(f64, f64, f64) -> i32,
+) -> bool {
+    if column_terms.is_empty() {
+        return false;
+    }
+    let span = tile.j0..tile.j0 + tile.cols;
+    let (c, a, b) = (&column_terms[span.clone()], &a[span.clone()], &b[span]);
+    // Whole tiles of the kernels' panel widths; measured 5–8 % faster
+    // overall at 512×512×512 (AMX, AVX-512 VNNI, 7-bit AVX2).
+    match tile.cols {
+        32 => f64_full_width::<32, T>(tile, out, (c, a, b), &one),
+        16 => f64_full_width::<16, T>(tile, out, (c, a, b), &one),
+        _ => {
+            for r in 0..tile.rows {
+                let dots = &tile.dots[r * tile.dots_stride..][..tile.cols];
+                let out = &mut out[r * tile.out_stride..][..tile.cols];
+                let columns = c.iter().zip(a).zip(b);
+                for ((y, &dot), ((&c, &a), &b)) in out.iter_mut().zip(dots).zip(columns) {
+                    *y = T::from_i32_clamped(one(a, b, f64::from(dot) + c));
+                }
+            }
+        }
+    }
+    true
+}
+
+/// [`f64_from_dots`] for a tile `W` columns wide: the column constants are
+/// copied into arrays once per tile, so that they stay in registers for
+/// every row, and each row is one unrolled pass with no remainder.
+#[inline(always)]
+fn f64_full_width<const W: usize, T: QuantElem>(
+    tile: DotsTile<'_>,
+    out: &mut [T],
+    (c, a, b): (&[f64], &[f64], &[f64]),
+    one: &impl Fn(f64, f64, f64) -> i32,
+) {
+    let as_array = |v: &[f64]| -> [f64; W] { std::array::from_fn(|k| v[k]) };
+    let (c, a, b) = (as_array(c), as_array(a), as_array(b));
+    for r in 0..tile.rows {
+        let dots: &[i32; W] = tile.dots[r * tile.dots_stride..][..W].try_into().unwrap();
+        let out: &mut [T; W] = (&mut out[r * tile.out_stride..][..W]).try_into().unwrap();
+        for k in 0..W {
+            out[k] = T::from_i32_clamped(one(a[k], b[k], f64::from(dots[k]) + c[k]));
+        }
+    }
+}
+
 /// Prepared (8)–(10): `out = clamp(round_half_even(o[j] + M[j]·f64(acc)))`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Float64Stage {
@@ -109,43 +182,10 @@ impl Float64Stage {
         }
     }
 
-    /// Lets tiles skip the `i64` accumulator: for a layer whose (11) is
-    /// `acc = dot + c[j]`, `f64(dot) + f64(c[j])` is `f64(acc)` exactly,
-    /// because both terms and their sum are integers below `2^53` in
-    /// magnitude (`|acc| ≤ 2^51`, `|c[j]| ≤ 2^52` checked here). That saves
-    /// the widening to `i64` and its conversion. Not taken when either
-    /// bound fails.
-    pub(crate) fn with_column_terms(mut self, column_terms: &[i64]) -> Self {
-        const EXACT: u64 = 1 << 52;
-        if self.small_acc && column_terms.iter().all(|c| c.unsigned_abs() <= EXACT) {
-            self.column_terms = column_terms.iter().map(|&c| c as f64).collect();
-        }
+    /// Lets tiles skip the `i64` accumulator (see [`exact_column_terms`]).
+    pub(crate) fn with_column_terms(mut self, column_terms: &[i64], acc_bound: u128) -> Self {
+        self.column_terms = exact_column_terms(column_terms, acc_bound);
         self
-    }
-
-    /// [`ColumnRequant::write_from_dots`] for a tile `W` columns wide: the
-    /// column constants are copied into arrays once per tile, so that they
-    /// stay in registers for every row, and each row is one unrolled pass
-    /// with no remainder.
-    #[inline(always)]
-    fn full_width_from_dots<const W: usize, T: QuantElem>(
-        &self,
-        tile: DotsTile<'_>,
-        out: &mut [T],
-    ) -> bool {
-        let span = tile.j0..tile.j0 + W;
-        let as_array = |v: &[f64]| -> [f64; W] { std::array::from_fn(|c| v[c]) };
-        let c = as_array(&self.column_terms[span.clone()]);
-        let o = as_array(&self.offsets[span.clone()]);
-        let m = as_array(&self.multipliers[span]);
-        for r in 0..tile.rows {
-            let dots: &[i32; W] = tile.dots[r * tile.dots_stride..][..W].try_into().unwrap();
-            let out: &mut [T; W] = (&mut out[r * tile.out_stride..][..W]).try_into().unwrap();
-            for k in 0..W {
-                out[k] = T::from_i32_clamped(self.one(o[k], m[k], f64::from(dots[k]) + c[k]));
-            }
-        }
-        true
     }
 
     #[inline(always)]
@@ -176,31 +216,10 @@ impl ColumnRequant for Float64Stage {
 
     #[inline(always)]
     fn write_from_dots<T: QuantElem>(&self, tile: DotsTile<'_>, out: &mut [T]) -> bool {
-        if self.column_terms.is_empty() {
-            return false;
-        }
-        // Whole tiles of the kernels' panel widths; measured 5–8 % faster
-        // overall at 512×512×512 (AMX, AVX-512 VNNI, 7-bit AVX2).
-        match tile.cols {
-            32 => return self.full_width_from_dots::<32, T>(tile, out),
-            16 => return self.full_width_from_dots::<16, T>(tile, out),
-            _ => {}
-        }
-        let span = tile.j0..tile.j0 + tile.cols;
-        let (c, o, m) = (
-            &self.column_terms[span.clone()],
-            &self.offsets[span.clone()],
-            &self.multipliers[span],
-        );
-        for r in 0..tile.rows {
-            let dots = &tile.dots[r * tile.dots_stride..r * tile.dots_stride + tile.cols];
-            let out = &mut out[r * tile.out_stride..r * tile.out_stride + tile.cols];
-            let columns = c.iter().zip(o).zip(m);
-            for ((y, &dot), ((&c, &offset), &multiplier)) in out.iter_mut().zip(dots).zip(columns) {
-                *y = T::from_i32_clamped(self.one(offset, multiplier, f64::from(dot) + c));
-            }
-        }
-        true
+        let columns = (&self.offsets[..], &self.multipliers[..]);
+        f64_from_dots(tile, out, &self.column_terms, columns, |o, m, acc| {
+            self.one(o, m, acc)
+        })
     }
 
     #[inline(always)]
@@ -231,6 +250,8 @@ pub(crate) struct TfliteReferenceStage {
     /// The clamp moved before the zero point: `[lo − z, hi − z]`.
     lo: f64,
     hi: f64,
+    /// As [`Float64Stage`]'s.
+    column_terms: Vec<f64>,
 }
 
 impl TfliteReferenceStage {
@@ -242,7 +263,14 @@ impl TfliteReferenceStage {
             zero_point: z,
             lo: (i64::from(lo) - z) as f64,
             hi: (i64::from(hi) - z) as f64,
+            column_terms: Vec::new(),
         }
+    }
+
+    /// Lets tiles skip the `i64` accumulator (see [`exact_column_terms`]).
+    pub(crate) fn with_column_terms(mut self, column_terms: &[i64], acc_bound: u128) -> Self {
+        self.column_terms = exact_column_terms(column_terms, acc_bound);
+        self
     }
 }
 
@@ -258,6 +286,15 @@ impl ColumnRequant for TfliteReferenceStage {
         for ((o, &acc), &multiplier) in out.iter_mut().zip(accs).zip(multipliers) {
             *o = T::from_i32_clamped(self.one(multiplier, f64::from(acc)));
         }
+    }
+
+    #[inline(always)]
+    fn write_from_dots<T: QuantElem>(&self, tile: DotsTile<'_>, out: &mut [T]) -> bool {
+        // The stage has one constant per column: it goes in both places.
+        let columns = (&self.multipliers[..], &self.multipliers[..]);
+        f64_from_dots(tile, out, &self.column_terms, columns, |_, m, acc| {
+            self.one(m, acc)
+        })
     }
 }
 
