@@ -856,14 +856,10 @@ impl Spec {
         })?;
         // The f64 stages may add c[j] themselves, skipping the i64
         // accumulator, when (11) has no row term (see `Requantize::write`).
-        let stage = match stage {
-            OutputStage::Float64(s) if neg_w_zero_points.is_empty() => {
-                OutputStage::Float64(s.with_column_terms(&column_terms, acc_bound))
-            }
-            OutputStage::TfliteReference(s) if neg_w_zero_points.is_empty() => {
-                OutputStage::TfliteReference(s.with_column_terms(&column_terms, acc_bound))
-            }
-            other => other,
+        let stage = if neg_w_zero_points.is_empty() {
+            stage.with_column_terms(&column_terms, acc_bound)
+        } else {
+            stage
         };
         let terms = Terms {
             neg_w_zero_points: &neg_w_zero_points,

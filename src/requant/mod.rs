@@ -135,6 +135,22 @@ pub(crate) struct StageSpec<'a> {
 }
 
 impl OutputStage {
+    /// Gives the stages that convert `f64(acc)` the layer's `c[j]`, for a
+    /// layer whose (11) is `dot + c[j]`, so that tiles can skip the `i64`
+    /// accumulator (see `stages::exact_column_terms`); the others are
+    /// returned unchanged.
+    pub(crate) fn with_column_terms(self, column_terms: &[i64], acc_bound: u128) -> OutputStage {
+        match self {
+            OutputStage::Float64(s) => {
+                OutputStage::Float64(s.with_column_terms(column_terms, acc_bound))
+            }
+            OutputStage::TfliteReference(s) => {
+                OutputStage::TfliteReference(s.with_column_terms(column_terms, acc_bound))
+            }
+            other => other,
+        }
+    }
+
     /// Prepares the stage: every per-column constant, once.
     pub(crate) fn new(spec: StageSpec<'_>) -> Result<OutputStage, QuantError> {
         let z = spec.output.zero_point;

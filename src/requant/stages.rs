@@ -272,6 +272,12 @@ impl TfliteReferenceStage {
         self.column_terms = exact_column_terms(column_terms, acc_bound);
         self
     }
+
+    #[inline(always)]
+    fn one(&self, multiplier: f64, acc: f64) -> i32 {
+        let v = acc * multiplier;
+        (half_away_f64(clamp_f64(v, self.lo, self.hi)) + self.zero_point) as i32
+    }
 }
 
 impl ColumnRequant for TfliteReferenceStage {
@@ -295,14 +301,6 @@ impl ColumnRequant for TfliteReferenceStage {
         f64_from_dots(tile, out, &self.column_terms, columns, |_, m, acc| {
             self.one(m, acc)
         })
-    }
-}
-
-impl TfliteReferenceStage {
-    #[inline(always)]
-    fn one(&self, multiplier: f64, acc: f64) -> i32 {
-        let v = acc * multiplier;
-        (half_away_f64(clamp_f64(v, self.lo, self.hi)) + self.zero_point) as i32
     }
 }
 
