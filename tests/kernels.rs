@@ -1134,12 +1134,7 @@ fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: &str, see
         (QuantRange::INT8, ElemKind::Int8)
     };
     for k in kernels {
-        let kp = p.div_ceil(k.kg) * k.kg;
-        assert!(
-            m * n * kp >= PARALLEL_MIN_MACS,
-            "{}: too small to split",
-            k.name
-        );
+        assert!(k.splits(m, p, n), "{}: too short to split", k.name);
         let row_groups = m.div_ceil(k.mr);
         for t in 2..=4 {
             match split {
@@ -1216,14 +1211,15 @@ fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: &str, see
     }
 }
 
-/// Shapes past `PARALLEL_MIN_MACS`: ragged ones for every build, and the
-/// round ones of the issue in release.
+/// Shapes long enough to split: ragged ones for every build (the last
+/// one long enough for the fastest kernels, `Spec::splits`), and the round
+/// ones of the issue in release.
 #[cfg(feature = "parallel")]
 fn thread_shapes(split: &str) -> Vec<(usize, usize, usize)> {
     let mut shapes = match split {
-        "rows" => vec![(65, 129, 131), (257, 67, 61)],
+        "rows" => vec![(65, 129, 131), (257, 67, 61), (257, 260, 150)],
         "panels" => vec![(2, 1027, 1009)],
-        _ => vec![(24, 512, 129)],
+        _ => vec![(24, 512, 129), (96, 700, 150)],
     };
     if !cfg!(debug_assertions) {
         shapes.push(match split {
@@ -1235,32 +1231,35 @@ fn thread_shapes(split: &str) -> Vec<(usize, usize, usize)> {
     shapes
 }
 
+/// `threads_case` on every shape of `split`, each with the kernels that
+/// split it (`Spec::splits`) and that `takes`; every kernel must have run
+/// on some shape. Seeds: `seed + i` for full-range kernels on the i-th
+/// shape, `seed + 10 + i` for the 7-bit one.
 #[cfg(feature = "parallel")]
-#[test]
-fn threads_row_split() {
-    // Kernels with tall tiles (AMX: 32 rows) need more rows to split by
-    // rows: each shape runs on the kernels it splits by rows for, and
-    // every kernel must be covered by some shape.
+fn split_cases(split: &str, seed: u64, takes: impl Fn(&Spec, usize) -> bool) {
     let mut covered = std::collections::HashSet::new();
-    let splits_by_rows = |k: &Spec, m: usize| m.div_ceil(k.mr) >= 8;
-    for (i, shape) in thread_shapes("rows").into_iter().enumerate() {
+    for (i, (m, p, n)) in thread_shapes(split).into_iter().enumerate() {
         let pick = |ks: Vec<Spec>| -> Vec<Spec> {
             ks.into_iter()
-                .filter(|k| splits_by_rows(k, shape.0))
+                .filter(|k| k.splits(m, p, n) && takes(k, m))
                 .collect()
         };
         let (full, reduced) = (pick(full_range_kernels()), pick(reduced_kernels()));
         covered.extend(full.iter().chain(&reduced).map(|k| k.name));
-        threads_case(&full, shape, "rows", 80 + i as u64);
-        threads_case(&reduced, shape, "rows", 90 + i as u64);
+        threads_case(&full, (m, p, n), split, seed + i as u64);
+        threads_case(&reduced, (m, p, n), split, seed + 10 + i as u64);
     }
     for k in kernels() {
-        assert!(
-            covered.contains(k.name),
-            "{}: no shape splits by rows",
-            k.name
-        );
+        assert!(covered.contains(k.name), "{}: no {split} shape", k.name);
     }
+}
+
+#[cfg(feature = "parallel")]
+#[test]
+fn threads_row_split() {
+    // Kernels with tall tiles (AMX: 32 rows) need more rows to split by
+    // rows on 4 threads.
+    split_cases("rows", 80, |k, m| m.div_ceil(k.mr) >= 8);
 }
 
 /// Weights of 4.2 MiB, past any x86 core's L2 today: each row task is
@@ -1273,7 +1272,8 @@ fn threads_row_split_beyond_l2() {
         return;
     }
     let shape: (usize, usize, usize) = (256, 2048, 2080);
-    let splits_by_rows = |k: &Spec| shape.0.div_ceil(k.mr) >= 8;
+    let splits_by_rows =
+        |k: &Spec| k.splits(shape.0, shape.1, shape.2) && shape.0.div_ceil(k.mr) >= 8;
     let full: Vec<Spec> = full_range_kernels()
         .into_iter()
         .filter(splits_by_rows)
@@ -1290,20 +1290,14 @@ fn threads_row_split_beyond_l2() {
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_panel_split() {
-    for (i, shape) in thread_shapes("panels").into_iter().enumerate() {
-        threads_case(&full_range_kernels(), shape, "panels", 101 + i as u64);
-        threads_case(&reduced_kernels(), shape, "panels", 111 + i as u64);
-    }
+    split_cases("panels", 101, |_, _| true);
 }
 
-/// 24 rows: depending on MR and the thread count, rows or panels.
+/// 24 and 96 rows: depending on MR and the thread count, rows or panels.
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_mixed_split() {
-    for (i, shape) in thread_shapes("mixed").into_iter().enumerate() {
-        threads_case(&full_range_kernels(), shape, "mixed", 120 + i as u64);
-        threads_case(&reduced_kernels(), shape, "mixed", 130 + i as u64);
-    }
+    split_cases("mixed", 120, |_, _| true);
 }
 
 // ---------------------------------------------------------------- memcheck
@@ -1484,9 +1478,13 @@ fn memcheck_threads() {
         .unwrap();
     let mut rng = StdRng::seed_from_u64(205);
     for (ks, kind, range) in memcheck_families() {
-        // Rows (≥ 4 row groups for MR ≤ 8), then panels (1 row group).
+        // Rows (≥ 4 row groups for MR ≤ 8), then panels (1 row group),
+        // long enough to split with every kernel valgrind can run.
         for (m, p, n) in [(36, 128, 240), (2, 1025, 513)] {
-            assert!(m * p * n >= PARALLEL_MIN_MACS);
+            for k in &ks {
+                let emulated = !k.name.contains("vnni") && !k.name.contains("amx");
+                assert!(!emulated || k.splits(m, p, n), "{}: no split", k.name);
+            }
             pool.install(|| {
                 memcheck_case(
                     &mut rng,

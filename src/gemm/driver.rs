@@ -36,9 +36,22 @@ fn a_block_bytes() -> usize {
 /// Largest tile any kernel produces (`MR·NR`).
 pub(crate) const MAX_TILE: usize = 1024;
 
-/// Work below which threads cost more than they save (multiply-adds).
+/// Work below which threads cost more than they save (multiply-adds),
+/// whatever the kernel.
 #[cfg(feature = "parallel")]
 const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+/// Estimated one-thread call time below which a second thread costs more
+/// than it saves (see [`is_parallel`]).
+#[cfg(feature = "parallel")]
+const PARALLEL_MIN_NS: usize = 16_000;
+
+/// Weight bytes per nanosecond one core streams, for a GEMV's time
+/// estimate: 1 MiB of weights took 19 µs at 1×1024×1024 on the
+/// development host, so the figure is rounded up to 64 and such a call
+/// (which gains 1.26–1.35× from a second thread there) still splits.
+#[cfg(feature = "parallel")]
+const WEIGHT_BYTES_PER_NS: usize = 64;
 
 /// A tile's dot products: `i32` straight from the kernel, or `i64` when
 /// the inner dimension was cut into runs.
@@ -100,7 +113,7 @@ pub(crate) fn run<K, O, E, P>(
     #[cfg(feature = "parallel")]
     {
         let threads = rayon::current_num_threads();
-        if is_parallel(m, n, w.kp(), threads) {
+        if is_parallel::<K>(m, n, w.kp(), threads) {
             return run_parallel(kernel, w, pack, (m, with_row_sums), epilogue, out, threads);
         }
     }
@@ -214,10 +227,26 @@ fn by_panels<K, O, E>(
 }
 
 /// Whether [`run`] splits an m×n product of inner dimension `kp` across
-/// `threads`.
+/// `threads`: at least [`PARALLEL_MIN_MACS`] multiply-adds, and an
+/// estimated one-thread time of at least [`PARALLEL_MIN_NS`], the longer of
+/// the arithmetic at the kernel's [`Kernel::MACS_PER_NS`] and the weights'
+/// streaming at [`WEIGHT_BYTES_PER_NS`].
+///
+/// A task costs a few microseconds beyond its share of the arithmetic (a
+/// worker's wake-up, rayon's hand-over, on AMX the tile configuration and
+/// a fresh cache). Two-thread / one-thread speed on the development host
+/// (2026-11-28, 12:59–13:01 UTC, static layer, median of 9–15 alternating
+/// rounds; docs/kernels.md has more): calls of 5–10 µs ran at 0.55–0.80×
+/// (AMX at 16×512×512 and 24×256×256, AVX-512 VNNI at 16×256×256 and
+/// 64×128×128), calls of 12–16 µs at 0.8–1.3×, longer ones gained. A
+/// multiply-add count alone cannot draw that line: AMX does 2^22 of them
+/// in 7 µs, the full-range AVX2 kernel in 76 µs.
 #[cfg(feature = "parallel")]
-fn is_parallel(m: usize, n: usize, kp: usize, threads: usize) -> bool {
-    threads > 1 && m * n * kp >= PARALLEL_MIN_MACS
+fn is_parallel<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> bool {
+    let macs = m.saturating_mul(n).saturating_mul(kp);
+    let arithmetic_ns = macs / K::MACS_PER_NS;
+    let streaming_ns = n.saturating_mul(kp) / WEIGHT_BYTES_PER_NS;
+    threads > 1 && macs >= PARALLEL_MIN_MACS && arithmetic_ns.max(streaming_ns) >= PARALLEL_MIN_NS
 }
 
 /// Rows per task when a parallel [`run`] of m rows into n columns of depth
@@ -276,7 +305,7 @@ pub(crate) fn new_output<K: Kernel, O: Copy + Default + Send + Sync>(
     {
         use rayon::prelude::*;
         let threads = rayon::current_num_threads();
-        if is_parallel(m, n, kp, threads) {
+        if is_parallel::<K>(m, n, kp, threads) {
             if let Some(rows) = rows_per_task::<K>(m, n, kp, threads) {
                 let task = rows * n;
                 let mut out = Vec::new();
@@ -398,6 +427,34 @@ pub(crate) fn compute<K, O, E>(
 mod tests {
     use super::*;
     use crate::gemm::Portable;
+
+    /// The split decision on the calls `is_parallel`'s measurements name,
+    /// and on the thread tests' shapes (`tests/kernels/support.rs`
+    /// mirrors the rule to pick them). Arguments are (m, n, kp).
+    #[cfg(all(feature = "parallel", target_arch = "x86_64"))]
+    #[test]
+    fn short_calls_stay_on_one_thread() {
+        use crate::gemm::x86_64::{Amx, Avx2, Avx512Vnni, AvxVnni};
+        // 7 µs and 5 µs calls: a second thread lost there.
+        assert!(!is_parallel::<Amx>(16, 512, 512, 2));
+        assert!(!is_parallel::<Avx512Vnni>(16, 256, 256, 2));
+        assert!(!is_parallel::<AvxVnni>(16, 256, 256, 2));
+        // A GEMV streaming 1 MiB of weights, and 21–76 µs of arithmetic.
+        for threads in [2, 4] {
+            assert!(is_parallel::<Amx>(1, 1024, 1024, threads));
+            assert!(is_parallel::<Amx>(48, 512, 512, threads));
+            assert!(is_parallel::<Avx512Vnni>(16, 512, 512, threads));
+            assert!(is_parallel::<Avx2>(16, 256, 256, threads));
+            assert!(is_parallel::<Portable>(16, 256, 256, threads));
+        }
+        assert!(!is_parallel::<Avx2>(16, 256, 256, 1));
+        // Below PARALLEL_MIN_MACS whatever the kernel.
+        assert!(!is_parallel::<Portable>(16, 256, 255, 2));
+        // The fastest kernel on the thread tests' shapes.
+        assert!(is_parallel::<Amx>(257, 150, 260, 2));
+        assert!(is_parallel::<Amx>(96, 150, 700, 2));
+        assert!(is_parallel::<Amx>(2, 1009, 1028, 2));
+    }
 
     /// Zeroed, of the right length, whether the pool zeroes it in row
     /// ranges (the last one shorter) or the caller does.

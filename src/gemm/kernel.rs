@@ -56,6 +56,13 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
     /// Longest inner dimension whose sums provably fit in `i32`, a multiple
     /// of `KG`.
     const MAX_DEPTH: usize;
+    /// Multiply-adds per nanosecond one core sustains on this kernel's
+    /// tiles, rounded from the development host's benchmarks (the README's
+    /// tables): only an estimate of how long a call takes, so that calls
+    /// too short to pay for a second thread run on one
+    /// (`driver::is_parallel`). It never changes a result.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+    const MACS_PER_NS: usize;
 
     /// Converts an activation already shifted into [`Self::DOMAIN`].
     fn pack_a(v: i32) -> Self::A;

@@ -17,6 +17,7 @@ unsafe impl Kernel for Portable {
     const KG: usize = 1;
     const DOMAIN: ADomain = ADomain::I8;
     const MAX_DEPTH: usize = max_depth(128, 128, 1);
+    const MACS_PER_NS: usize = 4;
 
     #[inline]
     fn pack_a(v: i32) -> i16 {

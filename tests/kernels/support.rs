@@ -30,6 +30,8 @@ pub struct Spec {
     pub a_bytes: usize,
     /// The 7-bit kernel: only for declared input ranges of ≤ 128 values.
     pub reduced: bool,
+    /// `Kernel::MACS_PER_NS`: the driver's estimate of its speed.
+    pub macs_per_ns: usize,
 }
 
 /// `A_BLOCK_BYTES` of `src/gemm/driver.rs`.
@@ -37,6 +39,12 @@ pub const A_BLOCK_BYTES: usize = 192 * 1024;
 
 /// `PARALLEL_MIN_MACS` of `src/gemm/driver.rs`.
 pub const PARALLEL_MIN_MACS: usize = 1 << 20;
+
+/// `PARALLEL_MIN_NS` of `src/gemm/driver.rs`.
+pub const PARALLEL_MIN_NS: usize = 16_000;
+
+/// `WEIGHT_BYTES_PER_NS` of `src/gemm/driver.rs`.
+pub const WEIGHT_BYTES_PER_NS: usize = 64;
 
 /// `max_depth` of `src/gemm/kernel.rs`, recomputed here.
 const fn max_depth(max_abs_a: usize, max_abs_b: usize, kg: usize) -> usize {
@@ -53,6 +61,7 @@ pub const SPECS: [Spec; 6] = [
         max_depth: max_depth(255, 128, 4),
         a_bytes: 1,
         reduced: false,
+        macs_per_ns: 600,
     },
     Spec {
         name: "x86_64-u8i8i32-avx512vnni",
@@ -62,6 +71,7 @@ pub const SPECS: [Spec; 6] = [
         max_depth: max_depth(255, 128, 4),
         a_bytes: 1,
         reduced: false,
+        macs_per_ns: 180,
     },
     Spec {
         name: "x86_64-u8i8i32-avxvnni",
@@ -71,6 +81,7 @@ pub const SPECS: [Spec; 6] = [
         max_depth: max_depth(255, 128, 4),
         a_bytes: 1,
         reduced: false,
+        macs_per_ns: 100,
     },
     Spec {
         name: "x86_64-u7i8i32-avx2",
@@ -80,6 +91,7 @@ pub const SPECS: [Spec; 6] = [
         max_depth: max_depth(127, 128, 4),
         a_bytes: 1,
         reduced: true,
+        macs_per_ns: 60,
     },
     Spec {
         name: "x86_64-i8i8i32-avx2",
@@ -89,6 +101,7 @@ pub const SPECS: [Spec; 6] = [
         max_depth: max_depth(128, 128, 2),
         a_bytes: 2,
         reduced: false,
+        macs_per_ns: 40,
     },
     Spec {
         name: "portable-i8i8i32",
@@ -98,10 +111,21 @@ pub const SPECS: [Spec; 6] = [
         max_depth: max_depth(128, 128, 1),
         a_bytes: 2,
         reduced: false,
+        macs_per_ns: 4,
     },
 ];
 
 impl Spec {
+    /// Whether `driver::is_parallel` splits an m×p×n product with this
+    /// kernel (on more than one thread).
+    pub fn splits(&self, m: usize, p: usize, n: usize) -> bool {
+        let kp = p.div_ceil(self.kg) * self.kg;
+        let macs = m * n * kp;
+        let arithmetic_ns = macs / self.macs_per_ns;
+        let streaming_ns = n * kp / WEIGHT_BYTES_PER_NS;
+        macs >= PARALLEL_MIN_MACS && arithmetic_ns.max(streaming_ns) >= PARALLEL_MIN_NS
+    }
+
     /// Rows of packed activations per row block for inner dimension `p`,
     /// as `driver::compute` derives it.
     pub fn block_rows(&self, p: usize) -> usize {

@@ -124,6 +124,7 @@ unsafe impl Kernel for Amx {
     const KG: usize = 4;
     const DOMAIN: ADomain = ADomain::U8;
     const MAX_DEPTH: usize = max_depth(255, 128, 4);
+    const MACS_PER_NS: usize = 600;
 
     stamp_compute!(
         "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni",

@@ -40,6 +40,7 @@ unsafe impl Kernel for Avx2 {
     const KG: usize = 2;
     const DOMAIN: ADomain = ADomain::I8;
     const MAX_DEPTH: usize = max_depth(128, 128, 2);
+    const MACS_PER_NS: usize = 40;
 
     stamp_compute!("avx2");
 

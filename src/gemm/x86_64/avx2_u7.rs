@@ -40,6 +40,7 @@ unsafe impl Kernel for Avx2U7 {
     const KG: usize = 4;
     const DOMAIN: ADomain = ADomain::U7;
     const MAX_DEPTH: usize = max_depth(127, 128, 4);
+    const MACS_PER_NS: usize = 60;
 
     stamp_compute!("avx2");
 

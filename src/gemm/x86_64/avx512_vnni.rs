@@ -47,6 +47,7 @@ unsafe impl Kernel for Avx512Vnni {
     const KG: usize = 4;
     const DOMAIN: ADomain = ADomain::U8;
     const MAX_DEPTH: usize = max_depth(255, 128, 4);
+    const MACS_PER_NS: usize = 180;
 
     stamp_compute!("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni");
 

@@ -40,6 +40,7 @@ unsafe impl Kernel for AvxVnni {
     const KG: usize = 4;
     const DOMAIN: ADomain = ADomain::U8;
     const MAX_DEPTH: usize = max_depth(255, 128, 4);
+    const MACS_PER_NS: usize = 100;
 
     stamp_compute!("avx2,avxvnni");
 
