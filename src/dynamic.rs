@@ -23,9 +23,9 @@
 //! Each call reads its input twice before the product: once for the
 //! extremes (which also finds any non-finite value), once to quantize. Both
 //! loops vectorize, compiled for the instruction set of the layer's kernel.
-//! Inputs of 2^15 elements or more are split across the rayon pool: by
-//! rows, and a whole tensor's extremes by pieces; the results do not
-//! depend on the split. Where the call's parameters bound every
+//! Inputs of 2^15 elements or more (2^16 for kernels whose passes run on
+//! AVX-512) are split across the rayon pool: by rows, and a whole tensor's
+//! extremes by pieces; the results do not depend on the split. Where the call's parameters bound every
 //! accumulator within `i32`, (11) is summed in wrapping `i32`, which gives
 //! the same accumulators (see `WrappingTerms`).
 
@@ -318,7 +318,7 @@ impl DynamicLinear {
             Granularity::PerTensor => {
                 let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
                 // In order, so that the first non-finite value is reported.
-                for (k, part) in map_chunks(values, EXTREMES_CHUNK, extremes)
+                for (k, part) in map_chunks(self.kernel, values, EXTREMES_CHUNK, extremes)
                     .into_iter()
                     .enumerate()
                 {
@@ -335,7 +335,7 @@ impl DynamicLinear {
                 // Every row's values are checked before any row's
                 // parameters, so a non-finite value is reported before a
                 // scheme's refusal of an earlier row.
-                let extremes: Vec<(f32, f32)> = map_chunks(values, p, extremes)
+                let extremes: Vec<(f32, f32)> = map_chunks(self.kernel, values, p, extremes)
                     .into_iter()
                     .enumerate()
                     .map(|(i, e)| e.map_err(|j| non_finite(i * p + j)))
@@ -452,26 +452,43 @@ impl DynamicLinear {
     }
 }
 
-/// Inputs with fewer elements are scanned and quantized on the calling
-/// thread: below this, waking another costs more than it saves.
+/// Whether an input of `elements` values is scanned and quantized on the
+/// rayon pool: from the kernel's [`PASS_SPLIT_ELEMENTS`] (2^15, or 2^16
+/// where the passes run on AVX-512). Below it, waking another thread costs
+/// more than it saves.
+///
+/// Measured in-process (2026-11-28, 13:09–13:10 UTC, two threads, 15–21
+/// alternating rounds, ONNX Runtime's activations): inputs of 2^15 values
+/// kept on one thread ran 1.09–1.14× as fast on AMX (128×256×256,
+/// 64×512×512, 256×128×128) and 1.05–1.10× on AVX-512 VNNI, but 0.84–0.93×
+/// on AVX-VNNI (AVX2-width passes) in one run and 0.98 in another; the
+/// full-range AVX2 kernel read the same at 2^14, 2^15 and 2^16 (±5 %). At
+/// 2^16 values (128×512×512), AMX's passes on one thread ran 0.88×.
+///
+/// [`PASS_SPLIT_ELEMENTS`]: crate::gemm::kernel::Kernel::PASS_SPLIT_ELEMENTS
 #[cfg(feature = "parallel")]
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+fn splits_passes(kernel: KernelChoice, elements: usize) -> bool {
+    rayon::current_num_threads() > 1 && elements >= kernel.pass_split_elements()
+}
 
 /// Elements per piece when a whole tensor's extremes are found in pieces.
 const EXTREMES_CHUNK: usize = 1 << 14;
 
 /// `f` of each `chunk`-long piece of `data`, in order; on the rayon pool
-/// when `data` is large. `chunk` must not be 0.
+/// when `data` is large for `kernel`. `chunk` must not be 0.
 fn map_chunks<R: Send>(
+    kernel: KernelChoice,
     data: &[f32],
     chunk: usize,
     f: impl Fn(&[f32]) -> R + Sync + Send,
 ) -> Vec<R> {
     #[cfg(feature = "parallel")]
-    if data.len() >= PARALLEL_MIN_ELEMENTS {
+    if splits_passes(kernel, data.len()) {
         use rayon::prelude::*;
         return data.par_chunks(chunk).map(f).collect();
     }
+    #[cfg(not(feature = "parallel"))]
+    let _ = kernel;
     data.chunks(chunk).map(f).collect()
 }
 
@@ -494,7 +511,7 @@ fn quantize_rows<T: QuantElem>(
         kernel.vectorized(|| quantizer.quantize_finite_slice(row, row_q))
     };
     #[cfg(feature = "parallel")]
-    if x_q.len() >= PARALLEL_MIN_ELEMENTS {
+    if splits_passes(kernel, x_q.len()) {
         use rayon::prelude::*;
         let rows = values.par_chunks_exact(p).zip(x_q.par_chunks_exact_mut(p));
         rows.zip(params).for_each(quantize_row);

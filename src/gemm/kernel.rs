@@ -63,6 +63,12 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
     /// (`driver::is_parallel`). It never changes a result.
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     const MACS_PER_NS: usize;
+    /// Elements from which a dynamic layer splits its per-call passes (run
+    /// through [`vectorized`](Self::vectorized)) across threads: the wider
+    /// the kernel's vectors, the faster a pass, and the more elements it
+    /// takes to pay for a second thread.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+    const PASS_SPLIT_ELEMENTS: usize = 1 << 15;
 
     /// Converts an activation already shifted into [`Self::DOMAIN`].
     fn pack_a(v: i32) -> Self::A;

@@ -212,6 +212,15 @@ impl KernelChoice {
         with_kernel!(self, k => k.vectorized(f))
     }
 
+    /// [`Kernel::PASS_SPLIT_ELEMENTS`] of the kernel.
+    #[cfg(feature = "parallel")]
+    pub(crate) fn pass_split_elements(self) -> usize {
+        fn of<K: Kernel>(_: K) -> usize {
+            K::PASS_SPLIT_ELEMENTS
+        }
+        with_kernel!(self, k => of(k))
+    }
+
     /// A zeroed output for [`execute`](Self::execute) of `m` rows into `w`'s
     /// columns; see [`driver::new_output`].
     pub(crate) fn new_output<O: Copy + Default + Send + Sync>(

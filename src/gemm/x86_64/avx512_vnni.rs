@@ -48,6 +48,8 @@ unsafe impl Kernel for Avx512Vnni {
     const DOMAIN: ADomain = ADomain::U8;
     const MAX_DEPTH: usize = max_depth(255, 128, 4);
     const MACS_PER_NS: usize = 180;
+    // Its passes run on AVX-512: see `dynamic::splits_passes`.
+    const PASS_SPLIT_ELEMENTS: usize = 1 << 16;
 
     stamp_compute!("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni");
 
