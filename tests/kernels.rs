@@ -1219,7 +1219,8 @@ fn thread_shapes(split: &str) -> Vec<(usize, usize, usize)> {
     let mut shapes = match split {
         "rows" => vec![(65, 129, 131), (257, 67, 61), (257, 260, 150)],
         "panels" => vec![(2, 1027, 1009)],
-        _ => vec![(24, 512, 129), (96, 700, 150)],
+        // On AMX, 30 rows are one row group, cut into row tasks of 10–15.
+        _ => vec![(24, 512, 129), (96, 700, 150), (30, 600, 600)],
     };
     if !cfg!(debug_assertions) {
         shapes.push(match split {
@@ -1293,7 +1294,8 @@ fn threads_panel_split() {
     split_cases("panels", 101, |_, _| true);
 }
 
-/// 24 and 96 rows: depending on MR and the thread count, rows or panels.
+/// 24, 30 and 96 rows: depending on MR and the thread count, rows or
+/// panels.
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_mixed_split() {

@@ -250,8 +250,8 @@ fn is_parallel<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> bool
 }
 
 /// Rows per task when a parallel [`run`] of m rows into n columns of depth
-/// `kp` splits by rows (whole row groups), or `None` when it splits by
-/// weight panels.
+/// `kp` splits by rows (whole row groups, but for the single-group case
+/// below), or `None` when it splits by weight panels.
 ///
 /// By rows with at least two row groups per thread. With one to two per
 /// thread, by rows too if the packed weights fit in a core's L2, where
@@ -273,10 +273,24 @@ fn is_parallel<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> bool
 /// (in-process A/B, two threads, static layer): AMX +18–48 % at 128 and
 /// 256×1024×1024, elsewhere within the host's noise; docs/kernels.md has
 /// the tables.
+///
+/// A single row group with the weights in L2 is cut into row tasks of at
+/// least [`Kernel::MIN_SPLIT_ROWS`] where the kernel allows it: AMX's 32
+/// rows into two tiles of 9–16 rows, each streaming every panel from its
+/// own L2, rather than a panel split. In-process A/B (2026-11-28,
+/// 13:45–13:46 UTC, two threads, 21 alternating rounds, two sittings), row
+/// halves against panels: 1.40–1.85× at 32×1024×1024, 1.29–1.57× at
+/// 24×1024×1024, 1.38–1.49× at 18×1024×1024, 1.38–1.79× at 32×768×768,
+/// 1.60–1.95× at 32×1024×512 and 1.14–1.19× at 24×1536×1024 (the panel
+/// split repeated as a control: 0.98–1.15); with 4 MiB of weights
+/// (32×2048×2048) 0.70×, so not beyond L2.
 #[cfg(feature = "parallel")]
 fn rows_per_task<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> Option<usize> {
     let row_groups = m.div_ceil(K::MR);
     let in_l2 = weights_fit_l2::<K>(n, kp);
+    if row_groups == 1 && in_l2 && m >= 2 * K::MIN_SPLIT_ROWS {
+        return Some(m.div_ceil(threads.min(m / K::MIN_SPLIT_ROWS)));
+    }
     let by_rows = row_groups >= 2 * threads || (row_groups >= threads && in_l2);
     let tasks = threads * if in_l2 { ROW_TASKS_PER_THREAD } else { 1 };
     by_rows.then(|| row_groups.div_ceil(tasks) * K::MR)
@@ -454,6 +468,23 @@ mod tests {
         assert!(is_parallel::<Amx>(257, 150, 260, 2));
         assert!(is_parallel::<Amx>(96, 150, 700, 2));
         assert!(is_parallel::<Amx>(2, 1009, 1028, 2));
+    }
+
+    /// A single AMX row group in L2 is cut into row tasks of 9 or more
+    /// rows; beyond L2, with 8 rows or fewer, and for other kernels, it is
+    /// split by panels. Arguments are (m, n, kp, threads).
+    #[cfg(all(feature = "parallel", target_arch = "x86_64"))]
+    #[test]
+    fn single_amx_row_groups_split_into_tiles() {
+        use crate::gemm::x86_64::{Amx, Avx512Vnni};
+        assert_eq!(rows_per_task::<Amx>(32, 1024, 1024, 2), Some(16));
+        assert_eq!(rows_per_task::<Amx>(24, 1024, 1024, 2), Some(12));
+        assert_eq!(rows_per_task::<Amx>(18, 1024, 1024, 2), Some(9));
+        assert_eq!(rows_per_task::<Amx>(32, 1024, 1024, 4), Some(11));
+        assert_eq!(rows_per_task::<Amx>(30, 600, 600, 4), Some(10));
+        assert_eq!(rows_per_task::<Amx>(17, 1024, 1024, 2), None);
+        assert_eq!(rows_per_task::<Amx>(32, 2048, 2048, 2), None);
+        assert_eq!(rows_per_task::<Avx512Vnni>(8, 1024, 1024, 2), None);
     }
 
     /// Zeroed, of the right length, whether the pool zeroes it in row

@@ -63,6 +63,11 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
     /// (`driver::is_parallel`). It never changes a result.
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     const MACS_PER_NS: usize;
+    /// Fewest rows of a row task cut from a single row group (`m ≤ MR`),
+    /// for kernels whose tile is made of smaller ones that run as well
+    /// alone (`driver::rows_per_task`). `MR` means never.
+    #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
+    const MIN_SPLIT_ROWS: usize = Self::MR;
     /// Elements from which a dynamic layer splits its per-call passes (run
     /// through [`vectorized`](Self::vectorized)) across threads: the wider
     /// the kernel's vectors, the faster a pass, and the more elements it

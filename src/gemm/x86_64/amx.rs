@@ -127,6 +127,9 @@ unsafe impl Kernel for Amx {
     const MACS_PER_NS: usize = 600;
     // Its passes run on AVX-512: see `dynamic::splits_passes`.
     const PASS_SPLIT_ELEMENTS: usize = 1 << 16;
+    // Its tile is two 16-row tiles, and 9 to 16 rows still run on one
+    // (8 or fewer go to AVX-512 VNNI).
+    const MIN_SPLIT_ROWS: usize = Avx512Vnni::MR + 1;
 
     stamp_compute!(
         "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni",
