@@ -25,9 +25,10 @@
 //! loops vectorize, compiled for the instruction set of the layer's kernel.
 //! Inputs of 2^15 elements or more (2^16 for kernels whose passes run on
 //! AVX-512) are split across the rayon pool: by rows, and a whole tensor's
-//! extremes by pieces; the results do not depend on the split. Where the call's parameters bound every
-//! accumulator within `i32`, (11) is summed in wrapping `i32`, which gives
-//! the same accumulators (see `WrappingTerms`).
+//! extremes by pieces; the results do not depend on the split. Where the
+//! call's parameters bound every accumulator within `i32`, (11) is summed
+//! in wrapping `i32`, which gives the same accumulators (see
+//! `WrappingTerms`).
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
 
