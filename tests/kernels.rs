@@ -1211,9 +1211,9 @@ fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: &str, see
     }
 }
 
-/// Shapes long enough to split: ragged ones for every build (the last
-/// one long enough for the fastest kernels, `Spec::splits`), and the round
-/// ones of the issue in release.
+/// Shapes long enough to split: ragged ones for every build (the later
+/// ones long enough for the fastest kernels too, see `Spec::splits`), and
+/// the round ones of the issue in release.
 #[cfg(feature = "parallel")]
 fn thread_shapes(split: &str) -> Vec<(usize, usize, usize)> {
     let mut shapes = match split {
