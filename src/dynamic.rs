@@ -32,6 +32,7 @@
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
 
+use crate::alloc::{try_filled, try_with_capacity};
 use crate::elem::QuantElem;
 use crate::error::{check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
@@ -161,9 +162,7 @@ impl DynamicLinear {
         let kernel = KernelChoice::select_with(kernel_from_env, activations.range);
         let (nr, kg) = kernel.layout();
         let packed = PackedWeights::new(&w_q, nr, kg);
-        let zero_point_terms: Vec<i64> = (0..n)
-            .map(|j| -packed.col_sums()[j] + p as i64 * i64::from(zero_points[j]))
-            .collect();
+        let zero_point_terms = zero_point_terms(packed.col_sums(), p, &zero_points)?;
         let neg_w_zero_points = negated_zero_points(&zero_points);
         let wrapped_terms = WrappingTerms::new(&Terms {
             neg_w_zero_points: &neg_w_zero_points,
@@ -266,10 +265,10 @@ impl DynamicLinear {
             });
         }
         let (m, n) = (x.nrows(), self.out_features());
-        check_size("output", &[m, n])?;
+        // Allocated before the first pass over `x`.
+        let mut out = self.kernel.new_output::<f32>(m, &self.packed)?;
         let values = row_major_checked(x.view())?;
         let params = self.params_of_rows(&values, (m, x.ncols()))?;
-        let mut out = self.kernel.new_output::<f32>(m, &self.packed);
         let range = self.activations.range;
         if range.qmin >= 0 {
             self.run::<u8>(&values, &params, &mut out)?;
@@ -327,11 +326,13 @@ impl DynamicLinear {
                         part.map_err(|i| non_finite(k * EXTREMES_CHUNK + i))?;
                     (lo, hi) = (lo.min(part_lo), hi.max(part_hi));
                 }
-                Ok(vec![params_of((lo, hi))?; m])
+                try_filled("activation params", &[m], params_of((lo, hi))?)
             }
-            Granularity::PerRow if p == 0 => {
-                Ok(vec![params_of((f32::INFINITY, f32::NEG_INFINITY))?; m])
-            }
+            Granularity::PerRow if p == 0 => try_filled(
+                "activation params",
+                &[m],
+                params_of((f32::INFINITY, f32::NEG_INFINITY))?,
+            ),
             Granularity::PerRow => {
                 // Every row's values are checked before any row's
                 // parameters, so a non-finite value is reported before a
@@ -359,7 +360,7 @@ impl DynamicLinear {
         let x_q = to_matrix(
             m,
             p,
-            quantize_rows::<T>(self.kernel, values, p, params, range),
+            quantize_rows::<T>(self.kernel, values, p, params, range)?,
         );
         let shift = self.kernel.shift(T::KIND, range);
         let max_zx = params
@@ -493,6 +494,28 @@ fn map_chunks<R: Send>(
     data.chunks(chunk).map(f).collect()
 }
 
+/// `d[j] = −Σ_k Wq[k,j] + p·z_W[j]` of (11) for each column, or the
+/// accumulator-overflow error where it leaves `i64` (`p·z_W` alone can,
+/// for `p > 2^32`).
+fn zero_point_terms(
+    col_sums: &[i64],
+    p: usize,
+    zero_points: &[i32],
+) -> Result<Vec<i64>, QuantError> {
+    col_sums
+        .iter()
+        .zip(zero_points)
+        .map(|(&sum, &z)| {
+            let d = p as i128 * i128::from(z) - i128::from(sum);
+            i64::try_from(d).map_err(|_| QuantError::AccumulatorOverflow {
+                inner_dim: p,
+                bound: d.unsigned_abs(),
+                limit: i64::MAX as u128,
+            })
+        })
+        .collect()
+}
+
 /// The rows in `values` (each `p` long, row-major), each quantized with its
 /// `params` onto `range`; on the rayon pool when they are many. The values
 /// must be finite (see [`ScalarQuantizer::quantize_finite_slice`]).
@@ -502,10 +525,10 @@ fn quantize_rows<T: QuantElem>(
     p: usize,
     params: &[QuantParams],
     range: QuantRange,
-) -> Vec<T> {
-    let mut x_q = vec![T::default(); params.len() * p];
+) -> Result<Vec<T>, QuantError> {
+    let mut x_q = try_filled("quantized input", &[params.len(), p], T::default())?;
     if p == 0 {
-        return x_q;
+        return Ok(x_q);
     }
     let quantize_row = |((row, row_q), &row_params): ((&[f32], &mut [T]), &QuantParams)| {
         let quantizer = ScalarQuantizer::new(row_params, range);
@@ -516,11 +539,11 @@ fn quantize_rows<T: QuantElem>(
         use rayon::prelude::*;
         let rows = values.par_chunks_exact(p).zip(x_q.par_chunks_exact_mut(p));
         rows.zip(params).for_each(quantize_row);
-        return x_q;
+        return Ok(x_q);
     }
     let rows = values.chunks_exact(p).zip(x_q.chunks_exact_mut(p));
     rows.zip(params).for_each(quantize_row);
-    x_q
+    Ok(x_q)
 }
 
 /// The elements of `x` in logical row-major order: borrowed when `x` is
@@ -534,7 +557,11 @@ fn row_major_checked(x: ArrayView2<'_, f32>) -> Result<Cow<'_, [f32]>, QuantErro
     check_size("input", &[x.nrows(), x.ncols()])?;
     Ok(match x.to_slice() {
         Some(values) => Cow::Borrowed(values),
-        None => Cow::Owned(x.iter().copied().collect()),
+        None => {
+            let mut copy = try_with_capacity("input", &[x.nrows(), x.ncols()])?;
+            copy.extend(x.iter().copied());
+            Cow::Owned(copy)
+        }
     })
 }
 
@@ -631,5 +658,24 @@ impl Epilogue<f32> for Dequantize<'_> {
             out_stride,
             |i, accs, out| self.dequantize_row(i, j0, accs, out),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `p·z_W` with `p = 2^33` and `z_W = i32::MIN` is −2^64: an error,
+    /// not an overflow; the largest that fits is exact.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn zero_point_terms_beyond_i64_are_errors() {
+        let err = zero_point_terms(&[0], 1 << 33, &[i32::MIN]).unwrap_err();
+        assert!(
+            matches!(err, QuantError::AccumulatorOverflow { inner_dim, .. } if inner_dim == 1 << 33),
+            "{err}"
+        );
+        let d = zero_point_terms(&[5, -7], 1 << 32, &[-3, i32::MIN]).unwrap();
+        assert_eq!(d, vec![-(3i64 << 32) - 5, i64::MIN + 7]);
     }
 }

@@ -166,9 +166,10 @@ pub enum QuantError {
         /// The largest magnitude the arithmetic can hold.
         limit: u128,
     },
-    /// An array the operation would allocate is too large for the address
-    /// space. Only inputs with no elements can ask for one: a 2^62 × 0
-    /// batch holds no data, but its 2^62 outputs or row sums would.
+    /// An array the operation would allocate is too large: beyond
+    /// `isize::MAX` bytes, or more than the allocator could provide (a
+    /// broadcast view of 2^50 rows holds little data, but its outputs
+    /// would not fit in any memory).
     TooLarge {
         /// What would be allocated, e.g. `"output"`.
         what: &'static str,
@@ -362,8 +363,8 @@ impl fmt::Display for QuantError {
             ),
             QuantError::TooLarge { what, shape } => write!(
                 f,
-                "{what} of shape {shape:?} would not fit in memory (more than isize::MAX bytes); \
-                 split the batch or the layer"
+                "{what} of shape {shape:?} could not be allocated (too large for this machine's \
+                 memory or address space); split the batch or the layer"
             ),
         }
     }

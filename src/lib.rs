@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 
 pub mod activation;
+mod alloc;
 pub mod dynamic;
 pub mod elem;
 pub mod error;
@@ -68,7 +69,7 @@ pub use observer::{
     PerChannelMinMaxObserver, PercentileObserver,
 };
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
-pub use quantize::{dequantize, quantize, quantize_as, try_quantize};
+pub use quantize::{dequantize, quantize, quantize_as, try_dequantize, try_quantize};
 pub use requant::{Requantizer, Rounding};
 pub use weights::WeightParams;
 

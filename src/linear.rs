@@ -51,13 +51,16 @@ use std::marker::PhantomData;
 use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, DataMut, Ix2};
 
 use crate::activation::FusedActivation;
+use crate::alloc::{try_filled, try_map};
 use crate::elem::{ElemKind, QuantElem};
 use crate::error::{check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::{OutOfRange, PackedWeights};
 use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
-use crate::quantize::{check_finite, check_no_nan, check_range_fits, dequantize, quantize_as};
+use crate::quantize::{
+    check_finite, check_no_nan, check_range_fits, dequantize_value, quantize_as,
+};
 use crate::requant::{
     with_stage, ColumnRequant, DotsTile, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
 };
@@ -396,7 +399,7 @@ impl QuantizedLinear {
     {
         self.check_input::<T>(x.dim())?;
         let (m, n) = (x.nrows(), self.out_features());
-        let mut out = to_matrix(m, n, self.prepared.kernel.new_output(m, &self.packed));
+        let mut out = to_matrix(m, n, self.prepared.kernel.new_output(m, &self.packed)?);
         self.requantize_into(x, &mut out)?;
         Ok(out)
     }
@@ -461,7 +464,7 @@ impl QuantizedLinear {
             match out.as_slice_mut() {
                 Some(slice) => self.run(x, &epilogue, slice)?,
                 None => {
-                    let mut buffer = vec![T::default(); m * n];
+                    let mut buffer = try_filled("output", &[m, n], T::default())?;
                     self.run(x, &epilogue, &mut buffer)?;
                     out.assign(&to_matrix(m, n, buffer));
                 }
@@ -492,7 +495,7 @@ impl QuantizedLinear {
     {
         self.check_input::<T>(x.dim())?;
         let (m, n) = (x.nrows(), self.out_features());
-        let mut out = vec![0i64; m * n];
+        let mut out = try_filled("accumulator", &[m, n], 0i64)?;
         self.run(
             x,
             &Accumulate {
@@ -507,25 +510,35 @@ impl QuantizedLinear {
     /// input range), runs [`forward`](Self::forward) and dequantizes with
     /// the output params.
     ///
-    /// Errors on a NaN in `x` and on a wrong number of columns.
+    /// Errors on a NaN in `x`, on a wrong number of columns, and on a batch
+    /// too large to allocate (found before any pass over `x`).
     pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f32>, QuantError>
     where
         S: Data<Elem = f32>,
     {
-        check_no_nan(x, "input")?;
+        match self.spec.activation_type {
+            ElemKind::Int8 => self.forward_f32_as::<i8, S>(x),
+            ElemKind::Uint8 => self.forward_f32_as::<u8, S>(x),
+        }
+    }
+
+    /// [`forward_f32`](Self::forward_f32) through activations of type `T`.
+    fn forward_f32_as<T: QuantElem, S: Data<Elem = f32>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+    ) -> Result<Array2<f32>, QuantError> {
         if x.ncols() != self.in_features() {
             return Err(self.dimension_error(x.ncols()));
         }
-        match self.spec.activation_type {
-            ElemKind::Int8 => {
-                let x_q = quantize_as::<i8, _, _>(x, self.spec.input, self.spec.input_range)?;
-                Ok(dequantize(&self.forward(&x_q)?, self.spec.output))
-            }
-            ElemKind::Uint8 => {
-                let x_q = quantize_as::<u8, _, _>(x, self.spec.input, self.spec.input_range)?;
-                Ok(dequantize(&self.forward(&x_q)?, self.spec.output))
-            }
-        }
+        let (m, n) = (x.nrows(), self.out_features());
+        // Both buffers are allocated before the first pass over `x`.
+        let mut y_q = to_matrix(m, n, try_filled("output", &[m, n], T::default())?);
+        let x_q = quantize_as::<T, _, _>(x, self.spec.input, self.spec.input_range)?;
+        check_no_nan(x, "input")?;
+        self.forward_into(&x_q, &mut y_q)?;
+        try_map("output", &y_q, |q| {
+            dequantize_value(q.to_i32(), self.spec.output)
+        })
     }
 
     /// The same result as [`forward`](Self::forward), computed by the naive

@@ -155,8 +155,9 @@ impl QuantParams {
         let mut zero_point = (beta * qmin - alpha * qmax) / width;
         if !zero_point.is_finite() {
             // Bounds so large that the products overflow: (4) is the same
-            // ratio with both bounds scaled by 2^-16, which is exact there.
-            let (a, b) = (alpha / 65536.0, beta / 65536.0);
+            // ratio with both bounds scaled by 2^-32, exact there; as
+            // |q| ≤ 2^31, no product of a scaled bound overflows.
+            let (a, b) = (alpha / 4_294_967_296.0, beta / 4_294_967_296.0);
             zero_point = (b * qmin - a * qmax) / (b - a);
         }
         let params = QuantParams {

@@ -23,6 +23,7 @@
 
 use ndarray::{ArrayBase, Data, Dimension};
 
+use crate::alloc::try_map;
 use crate::elem::QuantElem;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange};
@@ -62,12 +63,18 @@ impl ScalarQuantizer {
         }
     }
 
-    /// Equation (5); NaN gives the quantized value of real 0.
+    /// Equation (5); NaN gives the quantized value of real 0, and an
+    /// infinity its end of the range (also when `f32(1/s)` is 0 and
+    /// `∞·f32(1/s)` is NaN).
     #[inline]
     pub(crate) fn quantize(&self, x: f32) -> i32 {
         let y = x * self.inv_scale + self.zero_point;
         if y.is_nan() {
-            self.nan_value
+            match x {
+                f32::INFINITY => self.qmax as i32,
+                f32::NEG_INFINITY => self.qmin as i32,
+                _ => self.nan_value,
+            }
         } else if self.small_range {
             self.round_in_small_range(y)
         } else {
@@ -133,6 +140,12 @@ pub(crate) fn dequantize_value(q: i32, params: QuantParams) -> f32 {
 /// literal can hold a scale [`QuantParams::new`] refuses; the result is
 /// still clamped); use [`try_quantize`] to refuse both instead.
 ///
+/// # Panics
+///
+/// If the result cannot be allocated (a broadcast view of 2^62 elements
+/// asks for 2^62 bytes); [`try_quantize`] and [`quantize_as`] return
+/// [`QuantError::TooLarge`] instead.
+///
 /// ```
 /// use ndarray::array;
 /// use qlinear::{quantize, QuantParams};
@@ -155,9 +168,10 @@ where
 /// Quantizes `x` to `T` (`i8` or `u8`) within `range`, equation (5): for
 /// the uint8, narrow and reduced ranges of [`QuantRange`].
 ///
-/// Errors if `range` does not fit in `T` or `params` are invalid (built by
-/// a struct literal with a scale [`QuantParams::new`] refuses). NaN maps to
-/// the zero point clamped into `range`.
+/// Errors if `range` does not fit in `T`, `params` are invalid (built by
+/// a struct literal with a scale [`QuantParams::new`] refuses), or the
+/// result cannot be allocated ([`QuantError::TooLarge`]). NaN maps to the
+/// zero point clamped into `range`.
 ///
 /// ```
 /// use ndarray::array;
@@ -183,7 +197,9 @@ where
     check_range_fits::<T>(range)?;
     params.validate()?;
     let quantizer = ScalarQuantizer::new(params, range);
-    Ok(x.mapv(|v| T::from_i32_clamped(quantizer.quantize(v))))
+    try_map("quantized array", x, |v| {
+        T::from_i32_clamped(quantizer.quantize(v))
+    })
 }
 
 /// `range` must be ordered and lie within `T`.
@@ -200,7 +216,8 @@ pub(crate) fn check_range_fits<T: QuantElem>(range: QuantRange) -> Result<(), Qu
 }
 
 /// Like [`quantize`], but a NaN anywhere in `x` is an error naming its
-/// position, and so are invalid `params`.
+/// position, and so are invalid `params` and a result too large to
+/// allocate.
 ///
 /// ```
 /// use ndarray::array;
@@ -219,8 +236,9 @@ where
     D: Dimension,
 {
     params.validate()?;
+    let q = quantize_as::<i8, _, _>(x, params, QuantRange::INT8)?;
     check_no_nan(x, "input")?;
-    Ok(quantize(x, params))
+    Ok(q)
 }
 
 /// Returns an error for the first NaN of `x`, in logical row-major order.
@@ -267,6 +285,12 @@ where
 /// Exact for every zero point: `q − z` is formed in `i64` (numpy forms it
 /// in `int32`, which can wrap for zero points near the `i32` limits).
 ///
+/// # Panics
+///
+/// If the result cannot be allocated (a broadcast view of 2^62 elements
+/// asks for 2^64 bytes); [`try_dequantize`] returns
+/// [`QuantError::TooLarge`] instead.
+///
 /// ```
 /// use ndarray::array;
 /// use qlinear::{dequantize, QuantParams};
@@ -281,6 +305,34 @@ where
     T: QuantElem,
 {
     q.mapv(|v| dequantize_value(v.to_i32(), params))
+}
+
+/// [`dequantize`], with a result too large to allocate as
+/// [`QuantError::TooLarge`] rather than a panic.
+///
+/// ```
+/// use ndarray::{array, Array2};
+/// use qlinear::{try_dequantize, QuantError, QuantParams};
+///
+/// let p = QuantParams::new(0.5, 3).unwrap();
+/// assert_eq!(try_dequantize(&array![3i8, 4], p)?, array![0.0f32, 0.5]);
+/// let huge = Array2::<i8>::zeros((1, 1));
+/// let huge = huge.broadcast((1 << 31, 1 << 31)).unwrap();
+/// assert!(matches!(try_dequantize(&huge, p), Err(QuantError::TooLarge { .. })));
+/// # Ok::<(), QuantError>(())
+/// ```
+pub fn try_dequantize<S, D, T>(
+    q: &ArrayBase<S, D>,
+    params: QuantParams,
+) -> Result<ndarray::Array<f32, D>, QuantError>
+where
+    S: Data<Elem = T>,
+    D: Dimension,
+    T: QuantElem,
+{
+    try_map("dequantized array", q, |v| {
+        dequantize_value(v.to_i32(), params)
+    })
 }
 
 #[cfg(test)]

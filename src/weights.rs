@@ -3,6 +3,7 @@
 
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 
+use crate::alloc::try_filled;
 use crate::error::{check_size, QuantError};
 use crate::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
 use crate::params::{QuantParams, QuantRange, Scheme};
@@ -87,13 +88,16 @@ impl WeightParams {
     }
 
     /// Quantizes real weights `w` (p×n) by (5), column `j` with channel
-    /// `j`'s params, into int8. NaN is an error.
+    /// `j`'s params, into int8. NaN is an error, and so is a result too
+    /// large to allocate.
     pub fn quantize<S: Data<Elem = f32>>(
         &self,
         w: &ArrayBase<S, Ix2>,
     ) -> Result<Array2<i8>, QuantError> {
-        check_no_nan(w, "weights")?;
         let (scales, zero_points) = self.expand(w.ncols())?;
+        // Allocated before the first pass over `w`.
+        let mut w_q = try_filled("quantized weights", w.shape(), 0i8)?;
+        check_no_nan(w, "weights")?;
         let quantizers: Vec<ScalarQuantizer> = scales
             .iter()
             .zip(&zero_points)
@@ -101,9 +105,14 @@ impl WeightParams {
                 ScalarQuantizer::new(QuantParams { scale, zero_point }, QuantRange::INT8)
             })
             .collect();
-        Ok(Array2::from_shape_fn(w.dim(), |(k, j)| {
-            quantizers[j].quantize(w[[k, j]]) as i8
-        }))
+        if w.ncols() > 0 {
+            for (row_q, row) in w_q.chunks_exact_mut(w.ncols()).zip(w.rows()) {
+                for ((q, &v), quantizer) in row_q.iter_mut().zip(&row).zip(&quantizers) {
+                    *q = quantizer.quantize(v) as i8;
+                }
+            }
+        }
+        Ok(Array2::from_shape_vec(w.dim(), w_q).expect("p·n values"))
     }
 
     /// Validates every entry and the channel count against `n` columns, and

@@ -23,6 +23,8 @@ use super::aligned::LineAligned;
 use super::cache;
 use super::kernel::Kernel;
 use super::pack::{PackedRows, PackedWeights, Rows};
+use crate::alloc::{try_filled, try_with_capacity};
+use crate::error::QuantError;
 
 /// Size of a block of packed activations: 3/8 of the core's L2, so that
 /// the block, the weight panel streaming past it and the outputs share the
@@ -310,11 +312,13 @@ const PANEL_TASKS_PER_ROW_TASK: usize = 4;
 /// all in the caller's: zeroed by the caller, the other core's writes had
 /// to fetch every line from it, and a two-thread dynamic layer at
 /// 512×512×512 ran no faster than one thread.
+///
+/// Errors if the allocator cannot provide it.
 pub(crate) fn new_output<K: Kernel, O: Copy + Default + Send + Sync>(
     m: usize,
     n: usize,
     kp: usize,
-) -> Vec<O> {
+) -> Result<Vec<O>, QuantError> {
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;
@@ -322,19 +326,20 @@ pub(crate) fn new_output<K: Kernel, O: Copy + Default + Send + Sync>(
         if is_parallel::<K>(m, n, kp, threads) {
             if let Some(rows) = rows_per_task::<K>(m, n, kp, threads) {
                 let task = rows * n;
-                let mut out = Vec::new();
+                // Reserved first, so that `collect_into_vec` cannot abort.
+                let mut out = try_with_capacity("output", &[m, n])?;
                 (0..m * n)
                     .into_par_iter()
                     .with_min_len(task)
                     .with_max_len(task)
                     .map(|_| O::default())
                     .collect_into_vec(&mut out);
-                return out;
+                return Ok(out);
             }
         }
     }
     let _ = kp;
-    vec![O::default(); m * n]
+    try_filled("output", &[m, n], O::default())
 }
 
 /// Rows `rows` × panels `panels` into `out`, whose element `(0, 0)` is
@@ -505,10 +510,10 @@ mod tests {
                 .unwrap();
             pool.install(|| {
                 for (m, n, kp) in shapes {
-                    let out = new_output::<Portable, f32>(m, n, kp);
+                    let out = new_output::<Portable, f32>(m, n, kp).unwrap();
                     assert_eq!(out.len(), m * n);
                     assert!(out.iter().all(|&v| v == 0.0), "{m}×{n}, {threads} threads");
-                    let out = new_output::<Portable, i8>(m, n, kp);
+                    let out = new_output::<Portable, i8>(m, n, kp).unwrap();
                     assert_eq!(out.len(), m * n);
                     assert!(out.iter().all(|&v| v == 0), "{m}×{n}, {threads} threads");
                 }

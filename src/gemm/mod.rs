@@ -39,6 +39,7 @@ use std::ops::Range;
 use ndarray::{ArrayBase, Data, Ix2};
 
 use crate::elem::{ElemKind, QuantElem};
+use crate::error::QuantError;
 use crate::params::QuantRange;
 use driver::Epilogue;
 use kernel::{ADomain, Kernel};
@@ -227,12 +228,12 @@ impl KernelChoice {
         self,
         m: usize,
         w: &PackedWeights,
-    ) -> Vec<O> {
+    ) -> Result<Vec<O>, QuantError> {
         fn go<K: Kernel, O: Copy + Default + Send + Sync>(
             _: K,
             m: usize,
             w: &PackedWeights,
-        ) -> Vec<O> {
+        ) -> Result<Vec<O>, QuantError> {
             driver::new_output::<K, O>(m, w.n(), w.kp())
         }
         with_kernel!(self, k => go(k, m, w))

@@ -11,8 +11,9 @@
 
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 
+use crate::alloc::try_filled;
 use crate::elem::QuantElem;
-use crate::error::{check_size, QuantError};
+use crate::error::QuantError;
 
 /// Equation (7) for `x` (m×p, `i8` or `u8`) and int8 `w` (p×n) with input
 /// zero point `zx` and one weight zero point per column of `w`, in `i128`.
@@ -55,9 +56,9 @@ where
     }
     let (m, p) = x.dim();
     let n = w.ncols();
-    check_size("accumulator", &[m, n])?;
     let zx = i128::from(zx);
-    let mut acc = Array2::<i128>::zeros((m, n));
+    let mut acc = Array2::from_shape_vec((m, n), try_filled("accumulator", &[m, n], 0i128)?)
+        .expect("m·n values");
     for i in 0..m {
         for j in 0..n {
             let zw = i128::from(w_zero_points[j]);

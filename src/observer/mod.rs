@@ -139,6 +139,12 @@ pub trait Observer {
     /// one call to [`Observer::observe_slice`] (a non-contiguous array is
     /// copied into a temporary buffer first).
     ///
+    /// # Panics
+    ///
+    /// If `x` is not contiguous and its copy cannot be allocated (a
+    /// broadcast view of 2^62 elements would need 2^64 bytes): a batch
+    /// whose copy fits in memory never panics.
+    ///
     /// ```
     /// use ndarray::{array, s};
     /// use qlinear::{MinMaxObserver, Observer};
@@ -158,7 +164,15 @@ pub trait Observer {
         match x.as_slice_memory_order() {
             Some(values) => self.observe_slice(values),
             None => {
-                let values: Vec<f32> = x.iter().copied().collect();
+                let mut values = Vec::new();
+                if values.try_reserve_exact(x.len()).is_err() {
+                    panic!(
+                        "Observer::observe: a copy of {} values of a non-contiguous view \
+                         cannot be allocated; observe it in parts",
+                        x.len()
+                    );
+                }
+                values.extend(x.iter().copied());
                 self.observe_slice(&values);
             }
         }

@@ -3,6 +3,7 @@
 use ndarray::{ArrayBase, Axis, Data, Ix2};
 
 use super::{check_averaging_constant, BatchStats};
+use crate::alloc::try_filled;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange, Scheme};
 
@@ -111,6 +112,7 @@ impl PerChannelMinMaxObserver {
             return Ok(());
         }
         let channels = w.len_of(self.axis);
+        let mut batch = try_filled("per-channel statistics", &[channels], BatchStats::EMPTY)?;
         match self.channels {
             Some(expected) if expected != channels => {
                 return Err(QuantError::LengthMismatch {
@@ -121,11 +123,10 @@ impl PerChannelMinMaxObserver {
             }
             Some(_) => {}
             None => {
+                self.bounds = try_filled("per-channel ranges", &[channels], None)?;
                 self.channels = Some(channels);
-                self.bounds = vec![None; channels];
             }
         }
-        let mut batch = vec![BatchStats::EMPTY; channels];
         let by_column = self.axis.index() == 1;
         for ((i, j), &v) in w.indexed_iter() {
             batch[if by_column { j } else { i }].push(v);

@@ -74,41 +74,81 @@ fn frexp(m: f64) -> (f64, i32) {
 
 /// `acc · M` in fixed point, (19), saturated to `i32`.
 ///
-/// Defined for every `QuantizedMultiplier`, including hand-built ones
-/// outside what [`quantize_multiplier`] returns (whose shift is at least
-/// −31): right shifts beyond 40 bits act as 40 (every bit is shifted out),
-/// and the single rounding of a right shift past 31 bits is taken in 128
-/// bits, where 64 could overflow.
+/// Defined exactly for every `QuantizedMultiplier`, including hand-built
+/// ones outside what [`quantize_multiplier`] returns: the products and
+/// shifts are taken in 128 bits, as if the integers were wide enough, and
+/// only the result is saturated. Where `x·2^shift` and the result fit in
+/// `i32` this is gemmlowp's and TFLite's arithmetic bit for bit; beyond,
+/// TFLite wraps, saturates an intermediate or (single rounding) replaces
+/// a shift above 30 by `(2^31 − 1, 30)`, and each of those gives a wrong
+/// number where this gives the rounded true value.
 ///
 /// ```
-/// use qlinear::requant::{multiply_by_quantized_multiplier, quantize_multiplier, Rounding};
+/// use qlinear::requant::{
+///     multiply_by_quantized_multiplier, quantize_multiplier, QuantizedMultiplier, Rounding,
+/// };
 /// let m = quantize_multiplier(0.3).unwrap();
 /// // gemmlowp's double rounding: −1001·0.3 = −300.3, yet −301.
 /// assert_eq!(multiply_by_quantized_multiplier(-1001, m, Rounding::Double), -301);
 /// assert_eq!(multiply_by_quantized_multiplier(-1001, m, Rounding::Single), -300);
+/// // A multiplier of (2^31 − 1)·2^0: the true product, not TFLite's 2^30.
+/// let big = QuantizedMultiplier { multiplier: i32::MAX, shift: 31 };
+/// assert_eq!(multiply_by_quantized_multiplier(1, big, Rounding::Single), i32::MAX);
 /// ```
 pub fn multiply_by_quantized_multiplier(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i32 {
-    if m.shift >= MIN_SHIFT {
-        return multiply(x, m, rounding);
+    let (x, q) = (i128::from(x), i128::from(m.multiplier));
+    if x == 0 || q == 0 {
+        return 0;
     }
-    match rounding {
+    let value = match rounding {
+        Rounding::Single => shift_round(x * q, 31 - i64::from(m.shift), Tie::Up),
         Rounding::HalfUp | Rounding::Double => {
-            let m = QuantizedMultiplier {
-                shift: m.shift.max(-40),
-                ..m
+            // |x·2^left| ≤ 2^95 and |q| ≤ 2^31: the product fits in i128.
+            // Past a left shift of 64 every nonzero product saturates.
+            let left = i64::from(m.shift).clamp(0, 64);
+            let high = shift_round((x << left) * q, 31, Tie::Up);
+            let tie = if rounding == Rounding::HalfUp {
+                Tie::Up
+            } else {
+                Tie::AwayFromZero
             };
-            multiply(x, m, rounding)
+            shift_round(high, -i64::from(m.shift).min(0), tie)
         }
-        Rounding::Single => {
-            // |x·q| ≤ 2^62 < 2^(total − 1): past 64 bits it rounds to 0.
-            let total = 31 - i64::from(m.shift);
-            if total > 64 {
-                return 0;
-            }
-            let product = i128::from(x) * i128::from(m.multiplier);
-            saturate(((product + (1i128 << (total - 1))) >> total) as i64)
-        }
+    };
+    value.clamp(i128::from(i32::MIN), i128::from(i32::MAX)) as i32
+}
+
+/// How [`shift_round`] breaks a tie.
+#[derive(Clone, Copy, PartialEq)]
+enum Tie {
+    /// Toward +∞.
+    Up,
+    /// Away from zero.
+    AwayFromZero,
+}
+
+/// `v / 2^right` rounded to the nearest integer (ties as `tie` says), or
+/// `v · 2^(−right)` for a negative `right`, saturated to `±2^100` (far
+/// outside `i32`). `|v| < 2^127`.
+fn shift_round(v: i128, right: i64, tie: Tie) -> i128 {
+    const LIMIT: i128 = 1 << 100;
+    if right <= 0 {
+        let left = (-right).min(100) as u32;
+        return match v.checked_mul(1i128 << left) {
+            Some(p) => p.clamp(-LIMIT, LIMIT),
+            None => v.signum() * LIMIT,
+        };
     }
+    if right >= 128 {
+        // |v| / 2^right < 1/2: rounds to 0 under either rule.
+        return 0;
+    }
+    let r = right as u32;
+    let floor = v >> r;
+    let remainder = v - (floor << r);
+    let half = 1i128 << (r - 1);
+    let up = remainder > half || (remainder == half && (tie == Tie::Up || v > 0));
+    floor + i128::from(up)
 }
 
 /// The smallest shift [`quantize_multiplier`] returns, and so the smallest
@@ -116,8 +156,11 @@ pub fn multiply_by_quantized_multiplier(x: i32, m: QuantizedMultiplier, rounding
 const MIN_SHIFT: i32 = -31;
 
 /// (19) for a multiplier whose shift is at least [`MIN_SHIFT`], as every
-/// one from [`quantize_multiplier`] is: the output stages call this
-/// directly, with multipliers derived when the layer was built.
+/// one from [`quantize_multiplier`] is, and (`HalfUp`, `Double`) for `x`
+/// whose `x·2^shift` fits in `i32`, as the layer guarantees for those
+/// modes: the output stages call this directly, with multipliers derived
+/// when the layer was built. Equal to [`multiply_by_quantized_multiplier`]
+/// there.
 #[inline]
 pub(crate) fn multiply(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i32 {
     let QuantizedMultiplier {
@@ -136,12 +179,10 @@ pub(crate) fn multiply(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i3
                 rounding_divide_by_pot(high, right)
             }
         }
+        // A multiplier of 2^30 or more (shift above 30): TFLite would
+        // replace it by (2^31 − 1, 30); the exact product instead.
+        Rounding::Single if shift > 30 => multiply_by_quantized_multiplier(x, m, rounding),
         Rounding::Single => {
-            let (q, shift) = if shift > 30 {
-                (i32::MAX, 30)
-            } else {
-                (q, shift)
-            };
             let total = 31 - shift;
             let v = (i64::from(x) * i64::from(q) + (1i64 << (total - 1))) >> total;
             saturate(v)
@@ -255,7 +296,13 @@ impl MultiplierLanes {
         multipliers: &[QuantizedMultiplier],
         rounding: Rounding,
     ) -> Option<MultiplierLanes> {
-        let valid = |m: &QuantizedMultiplier| m.multiplier >= 0 && m.shift >= MIN_SHIFT;
+        // Single rounding past a shift of 30 needs a left shift: the
+        // per-element path takes those (multipliers of 2^30 and more).
+        let valid = |m: &QuantizedMultiplier| {
+            m.multiplier >= 0
+                && m.shift >= MIN_SHIFT
+                && (rounding != Rounding::Single || m.shift <= 30)
+        };
         if !multipliers.iter().all(valid) {
             return None;
         }
@@ -278,12 +325,9 @@ impl MultiplierLanes {
                 }
             }
             Rounding::Single => {
-                // As `multiply`: shifts past 30 saturate every nonzero x.
-                let total = each(&|m| i64::from(31 - m.shift.min(30)));
+                let total = each(&|m| i64::from(31 - m.shift));
                 MultiplierLanes::Single {
-                    q: narrow(each(&|m| {
-                        i64::from(if m.shift > 30 { i32::MAX } else { m.multiplier })
-                    })),
+                    q: narrow(each(&|m| i64::from(m.multiplier))),
                     round: total.iter().map(|&t| 1i64 << (t - 1)).collect(),
                     total: unsigned(total),
                 }
@@ -583,12 +627,18 @@ mod tests {
             assert!(multiply_by_quantized_multiplier(1 << 12, m, r) >= 1 << 30);
             assert!(multiply_by_quantized_multiplier(-(1 << 12), m, r) <= -(1 << 30));
         }
-        // Single rounding saturates a shift above 30 to (2^31 − 1, 30).
+        // Single rounding past a shift of 30: the true product, saturated
+        // (TFLite's (2^31 − 1, 30) would give 2^30 for 1·2^40).
         let big = quantize_multiplier(2f64.powi(40)).unwrap();
-        assert_eq!(
-            multiply_by_quantized_multiplier(1, big, Rounding::Single),
-            1 << 30
-        );
+        for r in [Rounding::HalfUp, Rounding::Double, Rounding::Single] {
+            assert_eq!(multiply_by_quantized_multiplier(1, big, r), i32::MAX);
+            assert_eq!(multiply_by_quantized_multiplier(-1, big, r), i32::MIN);
+        }
+        let m = qm(i32::MAX, 31);
+        assert_eq!(multiply(1, m, Rounding::Single), i32::MAX);
+        assert_eq!(multiply(-1, m, Rounding::Single), -i32::MAX);
+        assert_eq!(multiply(1, qm(1 << 30, 31), Rounding::Single), 1 << 30);
+        assert_eq!(multiply(-2, qm(1 << 30, 31), Rounding::Single), i32::MIN);
     }
 
     #[test]
@@ -634,7 +684,13 @@ mod tests {
             for &q in &mantissas {
                 let m = qm(q, shift);
                 for rounding in [Rounding::HalfUp, Rounding::Double, Rounding::Single] {
-                    let Some(lanes) = MultiplierLanes::new(&[m], rounding) else {
+                    let lanes = MultiplierLanes::new(&[m], rounding);
+                    // Single rounding past a shift of 30 runs per element.
+                    if rounding == Rounding::Single && shift > 30 {
+                        assert_eq!(lanes, None, "{m:?}");
+                        continue;
+                    }
+                    let Some(lanes) = lanes else {
                         panic!("{m:?} has lanes");
                     };
                     // HalfUp and Double need x·2^left within i32.
@@ -659,6 +715,8 @@ mod tests {
                         let x = x as i32;
                         let got = lanes.apply(x, 0);
                         assert_eq!(got, multiply(x, m, rounding), "{x} · {m:?} {rounding:?}");
+                        let wide = multiply_by_quantized_multiplier(x, m, rounding);
+                        assert_eq!(got, wide, "{x} · {m:?} {rounding:?}");
                         cases += 1;
                     }
                 }
