@@ -32,16 +32,14 @@
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
 
+use crate::accumulator::{check_bound, wrap_i32, Terms, WrappingTerms};
 use crate::alloc::{try_filled, try_with_capacity};
 use crate::elem::QuantElem;
 use crate::error::{check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
-use crate::linear::{
-    check_bound, check_len, choose_kernel, kernel_by_name, to_matrix, wrap_i32, Terms,
-    WrappingTerms,
-};
+use crate::linear::{check_len, choose_kernel, kernel_by_name, to_matrix};
 use crate::observer::finite_extremes;
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_finite, check_range_fits, ScalarQuantizer};

@@ -141,6 +141,13 @@ pub enum QuantError {
         /// The value given.
         value: f64,
     },
+    /// A builder's `build` was called without a required option.
+    MissingOption {
+        /// What is missing, e.g. `"input params"`.
+        what: &'static str,
+        /// The builder method that sets it.
+        setter: &'static str,
+    },
     /// An observer asked for parameters before it saw any finite value.
     NothingObserved {
         /// Which observer, e.g. `"MinMaxObserver"`.
@@ -334,6 +341,10 @@ impl fmt::Display for QuantError {
             QuantError::InvalidConfig { what, value } => {
                 write!(f, "invalid observer setting {}: {what}", Num(*value))
             }
+            QuantError::MissingOption { what, setter } => write!(
+                f,
+                "the layer needs its {what}: call .{setter}(…) before .build()"
+            ),
             QuantError::NothingObserved { observer } => write!(
                 f,
                 "{observer} has not seen any finite value yet: observe calibration data first"

@@ -43,6 +43,7 @@
 //! [`observer`], [`metrics`]) are the specification.
 #![deny(missing_docs)]
 
+mod accumulator;
 pub mod activation;
 mod alloc;
 pub mod dynamic;
@@ -62,7 +63,7 @@ pub use dynamic::{DynamicActivations, DynamicLinear, Granularity};
 pub use elem::{ElemKind, QuantElem};
 pub use error::QuantError;
 pub use gemm::{available_kernels, kernel_name, KERNEL_ENV};
-pub use linear::{Bias, F32Bias, QuantizedLinear};
+pub use linear::{Bias, F32Bias, LinearBuilder, QuantizedLinear};
 pub use metrics::{max_abs_error, sqnr_db};
 pub use observer::{
     HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer,
@@ -71,7 +72,7 @@ pub use observer::{
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
 pub use quantize::{dequantize, quantize, quantize_as, try_dequantize, try_quantize};
 pub use requant::{Requantizer, Rounding};
-pub use weights::WeightParams;
+pub use weights::{WeightLayout, WeightParams};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -9,6 +9,20 @@ use crate::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_no_nan, ScalarQuantizer};
 
+/// How a weight matrix is stored. qlinear's `W` is p×n (inputs ×
+/// outputs); PyTorch, Hugging Face and candle store `nn.Linear.weight` as
+/// n×p. A square matrix in the wrong layout is still a valid layer, with
+/// wrong outputs, so the layout is always named where weights come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WeightLayout {
+    /// p×n: one row per input feature, one column per output feature
+    /// (the notebook's and the crate's own).
+    InOut,
+    /// n×p: one row per output feature (PyTorch's `nn.Linear.weight`,
+    /// safetensors files of PyTorch models, candle's `Linear`).
+    OutIn,
+}
+
 /// Quantization parameters of a weight matrix `W` (p×n).
 ///
 /// Per-channel parameters hold one entry per output column `j` of `W`

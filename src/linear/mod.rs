@@ -46,10 +46,15 @@
 //! propagated input and weight error. `tests/accuracy.rs` checks (15) on
 //! random layers and that it is nearly attained.
 
+mod builder;
+
+pub use builder::LinearBuilder;
+
 use std::marker::PhantomData;
 
 use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, DataMut, Ix2};
 
+use crate::accumulator::{check_bound, Terms, WrappingTerms};
 use crate::activation::FusedActivation;
 use crate::alloc::{try_filled, try_map};
 use crate::elem::{ElemKind, QuantElem};
@@ -64,7 +69,7 @@ use crate::quantize::{
 use crate::requant::{
     with_stage, ColumnRequant, DotsTile, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
 };
-use crate::weights::{negated_zero_points, WeightParams};
+use crate::weights::{negated_zero_points, WeightLayout, WeightParams};
 
 /// A bias already quantized.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,7 +167,9 @@ struct Spec {
     bias: Bias,
     requantizer: Requantizer,
     activation_type: ElemKind,
-    input_range: QuantRange,
+    /// The declared input range; `None` is the activation type's full
+    /// range, whichever type is chosen later.
+    input_range: Option<QuantRange>,
     clamp: OutputClamp,
     kernel_request: Option<KernelChoice>,
     /// What [`KERNEL_ENV`](crate::gemm::KERNEL_ENV) named when the layer
@@ -185,22 +192,23 @@ impl QuantizedLinear {
         input: QuantParams,
         output: QuantParams,
     ) -> Result<QuantizedLinear, QuantError> {
+        QuantizedLinear::builder_int8(w_q.view(), WeightLayout::InOut, weight)
+            .bias(bias)
+            .input_params(input)
+            .output_params(output)
+            .build()
+    }
+
+    /// The layer of `spec` over int8 weights `w_q` (p×n, any layout):
+    /// validates the whole spec and packs the weights once.
+    fn from_spec<S: Data<Elem = i8>>(
+        w_q: &ArrayBase<S, Ix2>,
+        spec: Spec,
+    ) -> Result<QuantizedLinear, QuantError> {
         check_size("per-column terms", &[w_q.ncols()])?;
-        let spec = Spec {
-            weight: weight.into(),
-            input,
-            output,
-            bias,
-            requantizer: Requantizer::Float64,
-            activation_type: ElemKind::Int8,
-            input_range: QuantRange::INT8,
-            clamp: OutputClamp::Activation(FusedActivation::None),
-            kernel_request: None,
-            kernel_from_env: KernelChoice::from_env(),
-        };
         let kernel = spec.kernel()?;
         let (nr, kg) = kernel.layout();
-        let packed = PackedWeights::new(&w_q, nr, kg);
+        let packed = PackedWeights::new(w_q, nr, kg);
         let prepared = spec.prepare(&packed, kernel)?;
         Ok(QuantizedLinear {
             packed,
@@ -240,29 +248,20 @@ impl QuantizedLinear {
     where
         S: Data<Elem = f32>,
     {
-        let weight = weight.into();
-        input.validate()?;
-        let w_q = weight.quantize(w)?;
-        let n = w.ncols();
-        let (scales, _) = weight.expand(n)?;
+        // Views are invariant over their lifetime: both borrowed anew.
         let bias = match bias {
-            F32Bias::None => Bias::None,
-            F32Bias::Int8 { values, params } => {
-                check_len("bias", n, values.len())?;
-                params.validate()?;
-                check_no_nan(&values, "bias")?;
-                Bias::Int8 {
-                    values: quantize_as(&values, params, QuantRange::INT8)?,
-                    params,
-                }
-            }
-            F32Bias::Int32(values) => {
-                check_len("bias", n, values.len())?;
-                let bias_scales: Vec<f64> = scales.iter().map(|s_w| input.scale * s_w).collect();
-                Bias::Int32(quantize_bias_i32(values, &bias_scales)?)
-            }
+            F32Bias::None => F32Bias::None,
+            F32Bias::Int8 { values, params } => F32Bias::Int8 {
+                values: values.reborrow(),
+                params,
+            },
+            F32Bias::Int32(values) => F32Bias::Int32(values.reborrow()),
         };
-        QuantizedLinear::from_quantized(w_q, weight, bias, input, output)
+        QuantizedLinear::builder_f32(w.view(), WeightLayout::InOut, weight)
+            .bias_f32(bias)
+            .input_params(input)
+            .output_params(output)
+            .build()
     }
 
     /// The same layer with another requantizer (see [`Requantizer`]).
@@ -337,7 +336,6 @@ impl QuantizedLinear {
     /// ```
     pub fn with_activation_type(mut self, kind: ElemKind) -> Result<QuantizedLinear, QuantError> {
         self.spec.activation_type = kind;
-        self.spec.input_range = kind.range();
         self.reprepare()
     }
 
@@ -347,7 +345,7 @@ impl QuantizedLinear {
     /// [`forward`](Self::forward) refuses values outside it, and a range of
     /// at most 128 values lets the faster reduced-range kernel run exactly.
     pub fn with_input_range(mut self, range: QuantRange) -> Result<QuantizedLinear, QuantError> {
-        self.spec.input_range = range;
+        self.spec.input_range = Some(range);
         self.reprepare()
     }
 
@@ -533,7 +531,7 @@ impl QuantizedLinear {
         let (m, n) = (x.nrows(), self.out_features());
         // Both buffers are allocated before the first pass over `x`.
         let mut y_q = to_matrix(m, n, try_filled("output", &[m, n], T::default())?);
-        let x_q = quantize_as::<T, _, _>(x, self.spec.input, self.spec.input_range)?;
+        let x_q = quantize_as::<T, _, _>(x, self.spec.input, self.spec.input_range())?;
         check_no_nan(x, "input")?;
         self.forward_into(&x_q, &mut y_q)?;
         try_map("output", &y_q, |q| {
@@ -550,7 +548,7 @@ impl QuantizedLinear {
         T: QuantElem,
     {
         self.check_input::<T>(x.dim())?;
-        let range = self.spec.input_range;
+        let range = self.spec.input_range();
         if let Some((index, v)) = x
             .iter()
             .map(|v| v.to_i32())
@@ -635,7 +633,7 @@ impl QuantizedLinear {
 
     /// The declared input range.
     pub fn input_range(&self) -> QuantRange {
-        self.spec.input_range
+        self.spec.input_range()
     }
 
     /// The output clamp `(min, max)` in the quantized domain.
@@ -670,7 +668,7 @@ impl QuantizedLinear {
         E: Epilogue<O>,
     {
         let pr = &self.prepared;
-        let bounds = (self.spec.input_range.qmin, self.spec.input_range.qmax);
+        let bounds = (self.spec.input_range().qmin, self.spec.input_range().qmax);
         let with_row_sums = !pr.neg_w_zero_points.is_empty();
         pr.kernel
             .execute(
@@ -709,8 +707,8 @@ impl QuantizedLinear {
         QuantError::InputOutOfRange {
             index: e.index,
             value: e.value,
-            qmin: self.spec.input_range.qmin,
-            qmax: self.spec.input_range.qmax,
+            qmin: self.spec.input_range().qmin,
+            qmax: self.spec.input_range().qmax,
         }
     }
 
@@ -752,10 +750,20 @@ pub(crate) fn choose_kernel(
 }
 
 impl Spec {
+    /// The declared input range, or the activation type's full range.
+    fn input_range(&self) -> QuantRange {
+        self.input_range
+            .unwrap_or_else(|| self.activation_type.range())
+    }
+
     /// The kernel asked for, or the fastest that is exact for the input
     /// range.
     fn kernel(&self) -> Result<KernelChoice, QuantError> {
-        choose_kernel(self.kernel_request, self.kernel_from_env, self.input_range)
+        choose_kernel(
+            self.kernel_request,
+            self.kernel_from_env,
+            self.input_range(),
+        )
     }
 
     /// Derives everything the forward pass needs, validating every option.
@@ -771,11 +779,12 @@ impl Spec {
             ref bias,
             requantizer,
             activation_type,
-            input_range,
+            input_range: _,
             clamp,
             kernel_request: _,
             kernel_from_env: _,
         } = *self;
+        let input_range = self.input_range();
         input.validate()?;
         output.validate()?;
         let (p, n) = (packed.p(), packed.n());
@@ -895,164 +904,6 @@ impl Spec {
     }
 }
 
-/// The per-column and per-row terms of (11). Each slice may be empty,
-/// meaning its term is zero.
-#[derive(Clone, Copy)]
-pub(crate) struct Terms<'a> {
-    /// `−z_W[j]`, times the row sum `r[i]`.
-    pub(crate) neg_w_zero_points: &'a [i64],
-    /// `c[j]`, for a zero point fixed at construction.
-    pub(crate) column_terms: &'a [i64],
-    /// `z'_X[i]` when every row has its own zero point (dynamic layers) …
-    pub(crate) row_zero_points: &'a [i64],
-    /// … and its coefficient `d[j] = −Σ_k Wq[k,j] + p·z_W[j]`.
-    pub(crate) zero_point_terms: &'a [i64],
-}
-
-impl Terms<'_> {
-    /// Whether (11) is `dot + c[j]`: no term depends on the row.
-    #[inline(always)]
-    fn columns_only(&self) -> bool {
-        self.neg_w_zero_points.is_empty() && self.row_zero_points.is_empty()
-    }
-
-    /// Equation (11) for row `i` of a tile: `accs[c]` for column `j0 + c`.
-    #[inline(always)]
-    fn row<D: Copy + Into<i64>>(
-        &self,
-        dots: &[D],
-        i: usize,
-        row_sum: i64,
-        j0: usize,
-        accs: &mut [i64],
-    ) {
-        let span = j0..j0 + dots.len();
-        for (acc, &dot) in accs.iter_mut().zip(dots) {
-            *acc = dot.into();
-        }
-        if !self.column_terms.is_empty() {
-            for (acc, &c) in accs.iter_mut().zip(&self.column_terms[span.clone()]) {
-                *acc += c;
-            }
-        }
-        if !self.neg_w_zero_points.is_empty() {
-            for (acc, &nz) in accs.iter_mut().zip(&self.neg_w_zero_points[span.clone()]) {
-                *acc += row_sum * nz;
-            }
-        }
-        if let Some(&zx) = self.row_zero_points.get(i) {
-            for (acc, &d) in accs.iter_mut().zip(&self.zero_point_terms[span]) {
-                *acc += zx * d;
-            }
-        }
-    }
-
-    /// Hands (11) for every row `i` of a tile to `finish(i, accs, out_row)`.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub(crate) fn for_tile<O>(
-        &self,
-        (i0, j0, rows, cols): (usize, usize, usize, usize),
-        dots: Dots<'_>,
-        dots_stride: usize,
-        row_sums: &[i64],
-        out: &mut [O],
-        out_stride: usize,
-        mut finish: impl FnMut(usize, &[i64], &mut [O]),
-    ) {
-        let mut accs = [0i64; MAX_NR];
-        let accs = &mut accs[..cols];
-        for r in 0..rows {
-            let i = i0 + r;
-            let row_sum = row_sums.get(r).copied().unwrap_or(0);
-            let span = r * dots_stride..r * dots_stride + cols;
-            match dots {
-                Dots::I32(d) => self.row(&d[span], i, row_sum, j0, accs),
-                Dots::I64(d) => self.row(&d[span], i, row_sum, j0, accs),
-            }
-            finish(i, accs, &mut out[r * out_stride..r * out_stride + cols]);
-        }
-    }
-}
-
-/// The terms of (11) reduced modulo 2^32.
-///
-/// Where every accumulator provably fits in `i32` (`|acc| ≤ 2^31 − 1`),
-/// (11) computed with wrapping `i32` arithmetic on these gives the exact
-/// accumulator: the sum is right modulo 2^32, and only one value of `i32`
-/// is. Any conversion of that `i32` then equals the same conversion of
-/// the exact `i64`, so output stages give the same bits as on the `i64`
-/// path, without 64-bit multiplies or conversions.
-#[derive(Debug, Clone)]
-pub(crate) struct WrappingTerms {
-    column_terms: Vec<i32>,
-    neg_w_zero_points: Vec<i32>,
-    zero_point_terms: Vec<i32>,
-}
-
-impl WrappingTerms {
-    /// The per-column `terms` modulo 2^32, built with the layer; a
-    /// dynamic layer's row zero points come with each call. Only used for
-    /// layers (or calls) whose accumulators all fit in `i32`.
-    pub(crate) fn new(terms: &Terms<'_>) -> WrappingTerms {
-        WrappingTerms {
-            column_terms: wrap_i32(terms.column_terms),
-            neg_w_zero_points: wrap_i32(terms.neg_w_zero_points),
-            zero_point_terms: wrap_i32(terms.zero_point_terms),
-        }
-    }
-
-    /// [`Terms::for_tile`] from a tile's `i32` dot products, in `i32`, with
-    /// the call's `row_zero_points` (from [`wrap_i32`]; empty for a static
-    /// layer).
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    pub(crate) fn for_tile<O>(
-        &self,
-        (i0, j0, rows, cols): (usize, usize, usize, usize),
-        dots: &[i32],
-        dots_stride: usize,
-        row_sums: &[i64],
-        row_zero_points: &[i32],
-        out: &mut [O],
-        out_stride: usize,
-        mut finish: impl FnMut(usize, &[i32], &mut [O]),
-    ) {
-        let span = j0..j0 + cols;
-        let mut accs = [0i32; MAX_NR];
-        let accs = &mut accs[..cols];
-        for r in 0..rows {
-            let i = i0 + r;
-            accs.copy_from_slice(&dots[r * dots_stride..][..cols]);
-            if !self.column_terms.is_empty() {
-                for (acc, &c) in accs.iter_mut().zip(&self.column_terms[span.clone()]) {
-                    *acc = acc.wrapping_add(c);
-                }
-            }
-            if !self.neg_w_zero_points.is_empty() {
-                let row_sum = row_sums[r] as i32;
-                for (acc, &nz) in accs.iter_mut().zip(&self.neg_w_zero_points[span.clone()]) {
-                    *acc = acc.wrapping_add(row_sum.wrapping_mul(nz));
-                }
-            }
-            if let Some(&zx) = row_zero_points.get(i) {
-                for (acc, &d) in accs.iter_mut().zip(&self.zero_point_terms[span.clone()]) {
-                    *acc = acc.wrapping_add(zx.wrapping_mul(d));
-                }
-            }
-            finish(i, accs, &mut out[r * out_stride..][..cols]);
-        }
-    }
-}
-
-/// `values` modulo 2^32.
-pub(crate) fn wrap_i32(values: &[i64]) -> Vec<i32> {
-    values.iter().map(|&x| x as i32).collect()
-}
-
-/// Widest tile any kernel produces.
-const MAX_NR: usize = 64;
-
 /// Output stage fused into the kernel's write-back.
 struct Requantize<'a, R, T> {
     terms: Terms<'a>,
@@ -1164,31 +1015,6 @@ pub(crate) fn check_len(
             what,
             expected,
             found,
-        })
-    }
-}
-
-/// `p·a·b + c ≤ limit`, else the accumulator-overflow error; returns the
-/// bound.
-pub(crate) fn check_bound(
-    p: usize,
-    a: u64,
-    b: u64,
-    c: u64,
-    limit: u128,
-) -> Result<u128, QuantError> {
-    let bound = (p as u128)
-        .checked_mul(u128::from(a))
-        .and_then(|v| v.checked_mul(u128::from(b)))
-        .and_then(|v| v.checked_add(u128::from(c)))
-        .unwrap_or(u128::MAX);
-    if bound <= limit {
-        Ok(bound)
-    } else {
-        Err(QuantError::AccumulatorOverflow {
-            inner_dim: p,
-            bound,
-            limit,
         })
     }
 }
