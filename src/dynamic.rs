@@ -30,7 +30,7 @@
 //! in wrapping `i32`, which gives the same accumulators (see
 //! `WrappingTerms`).
 
-use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
+use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, DataMut, Ix2};
 
 use crate::accumulator::{check_bound, wrap_i32, Terms, WrappingTerms};
 use crate::alloc::{try_filled, try_with_capacity};
@@ -265,15 +265,73 @@ impl DynamicLinear {
         let (m, n) = (x.nrows(), self.out_features());
         // Allocated before the first pass over `x`.
         let mut out = self.kernel.new_output::<f32>(m, &self.packed)?;
-        let values = row_major_checked(x.view())?;
-        let params = self.params_of_rows(&values, (m, x.ncols()))?;
-        let range = self.activations.range;
-        if range.qmin >= 0 {
-            self.run::<u8>(&values, &params, &mut out)?;
-        } else {
-            self.run::<i8>(&values, &params, &mut out)?;
-        }
+        self.forward_slice(x, &mut out)?;
         Ok(to_matrix(m, n, out))
+    }
+
+    /// [`forward`](Self::forward) into an existing m×n array (any layout),
+    /// every element of which is overwritten: no output allocation when
+    /// `out` is in standard layout.
+    ///
+    /// Errors as `forward` does, and if `out` is not m×n.
+    ///
+    /// ```
+    /// use ndarray::{array, Array2};
+    /// use qlinear::{DynamicLinear, QuantParams};
+    /// let w = QuantParams::new(0.5, 0)?;
+    /// let layer = DynamicLinear::from_quantized(array![[2i8, -2]], w, None)?;
+    /// let mut y = Array2::<f32>::zeros((1, 2));
+    /// layer.forward_into(&array![[1.0f32]], &mut y)?;
+    /// assert_eq!(y, layer.forward(&array![[1.0f32]])?);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn forward_into<S, So>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+    ) -> Result<(), QuantError>
+    where
+        S: Data<Elem = f32>,
+        So: DataMut<Elem = f32>,
+    {
+        if x.ncols() != self.in_features() {
+            return Err(QuantError::InnerDimensionMismatch {
+                x_cols: x.ncols(),
+                w_rows: self.in_features(),
+            });
+        }
+        let (m, n) = (x.nrows(), self.out_features());
+        if out.dim() != (m, n) {
+            return Err(QuantError::ShapeMismatch {
+                left: vec![m, n],
+                right: out.shape().to_vec(),
+            });
+        }
+        match out.as_slice_mut() {
+            Some(slice) => self.forward_slice(x, slice),
+            None => {
+                let mut buffer = try_filled("output", &[m, n], 0.0f32)?;
+                self.forward_slice(x, &mut buffer)?;
+                out.assign(&to_matrix(m, n, buffer));
+                Ok(())
+            }
+        }
+    }
+
+    /// The body of [`forward`](Self::forward) into `out`, row-major m×n,
+    /// for an `x` of `p` columns.
+    fn forward_slice<S: Data<Elem = f32>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        let values = row_major_checked(x.view())?;
+        let params = self.params_of_rows(&values, (x.nrows(), x.ncols()))?;
+        if self.activations.range.qmin >= 0 {
+            self.run::<u8>(&values, &params, out)
+        } else {
+            self.run::<i8>(&values, &params, out)
+        }
     }
 
     /// The activation parameters [`forward`](Self::forward) uses for `x`:
