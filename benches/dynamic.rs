@@ -41,8 +41,7 @@ fn dynamic(c: &mut Criterion) {
         let x = Array2::from_shape_simple_fn((m, p), || 6.0 * rng.random::<f32>() - 3.0);
         // Per tensor and symmetric, as PyTorch's and ONNX Runtime's
         // dynamic quantization tools store weights by default.
-        let pw =
-            WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8, false).unwrap();
+        let pw = WeightParams::per_tensor(&w, Scheme::Symmetric, QuantRange::INT8).unwrap();
         for (name, activations) in conventions {
             let layer = DynamicLinear::from_f32(&w, pw.clone(), None)
                 .unwrap()

@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2};
 use qlinear::{
     max_abs_error, sqnr_db, DynamicActivations, DynamicLinear, F32Bias, Granularity,
     HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer, PercentileObserver,
-    QuantError, QuantRange, QuantizedLinear, Scheme, WeightParams,
+    QuantError, QuantRange, QuantizedLinear, Scheme, WeightLayout, WeightParams,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -66,7 +66,7 @@ fn main() -> Result<(), QuantError> {
     println!("|---|---|---|---|---|---|");
     for scheme in [Scheme::Notebook, Scheme::Affine, Scheme::Symmetric] {
         for per_channel in [false, true] {
-            let pw = WeightParams::from_weights(&w, scheme, weight_range(scheme), per_channel)?;
+            let pw = weight_params(&w, scheme, per_channel)?;
             let granularity = if per_channel {
                 "per channel"
             } else {
@@ -88,7 +88,7 @@ fn main() -> Result<(), QuantError> {
                 let px = input_observer.params(scheme, QuantRange::INT8)?;
                 let py = output_observer.params(scheme, QuantRange::INT8)?;
                 let layer =
-                    QuantizedLinear::from_f32(&w, pw.clone(), F32Bias::Int32(b.view()), px, py)?;
+                    QuantizedLinear::from_f32(&w, pw.clone(), F32Bias::Real(b.view()), px, py)?;
                 let y = layer.forward_f32(&eval)?;
                 println!(
                     "| {scheme:?} | {name} | {granularity} | static | {:.2} | {:.4} |",
@@ -117,4 +117,18 @@ fn main() -> Result<(), QuantError> {
         }
     }
     Ok(())
+}
+
+/// The weights' params under `scheme` onto its range, per output column or
+/// for the whole matrix.
+fn weight_params(
+    w: &Array2<f32>,
+    scheme: Scheme,
+    per_channel: bool,
+) -> Result<WeightParams, QuantError> {
+    if per_channel {
+        WeightParams::per_channel(w, WeightLayout::InOut, scheme, weight_range(scheme))
+    } else {
+        WeightParams::per_tensor(w, scheme, weight_range(scheme))
+    }
 }

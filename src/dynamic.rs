@@ -97,10 +97,12 @@ impl Default for DynamicActivations {
 ///
 /// ```
 /// use ndarray::array;
-/// use qlinear::{DynamicActivations, DynamicLinear, Granularity, QuantRange, Scheme, WeightParams};
+/// use qlinear::{
+///     DynamicActivations, DynamicLinear, Granularity, QuantRange, Scheme, WeightLayout, WeightParams,
+/// };
 ///
 /// let w = array![[0.5f32, -1.0], [0.25, 2.0], [-1.5, 0.75]];
-/// let pw = WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, true)?;
+/// let pw = WeightParams::per_channel(&w, WeightLayout::InOut, Scheme::Symmetric, QuantRange::INT8_NARROW)?;
 /// let b = array![0.1f32, -0.2];
 /// let layer = DynamicLinear::from_f32(&w, pw, Some(b.clone()))?.with_activations(DynamicActivations {
 ///     granularity: Granularity::PerRow,

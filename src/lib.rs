@@ -12,7 +12,7 @@
 //!
 //! let w = array![[0.25f32, -0.5, 0.125], [0.5, 0.25, -0.25]]; // 2 inputs × 3 outputs
 //! let b = array![0.1f32, 0.0, -0.1];
-//! let layer = QuantizedLinear::from_f32(&w, pw, F32Bias::Int32(b.view()), px, py)?;
+//! let layer = QuantizedLinear::from_f32(&w, pw, F32Bias::Real(b.view()), px, py)?;
 //!
 //! let x = array![[0.5f32, -0.25], [1.0, 1.0]];
 //! let y = layer.forward_f32(&x)?;
@@ -78,3 +78,8 @@ pub use weights::{WeightLayout, WeightParams};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+pub struct GuideDoctests;

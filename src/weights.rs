@@ -1,7 +1,7 @@
 //! Weight parameters: one `(s, z)` for the whole tensor or one per output
 //! column.
 
-use ndarray::{Array2, ArrayBase, Data, Ix2};
+use ndarray::{Array2, ArrayBase, Axis, Data, Ix2};
 
 use crate::alloc::try_filled;
 use crate::error::{check_size, QuantError};
@@ -69,35 +69,76 @@ impl WeightParams {
         matches!(self, WeightParams::PerChannel(_))
     }
 
-    /// Parameters derived from the real weights `w` (p×n) by their min and
-    /// max — per output column if `per_channel` — under `scheme` onto
-    /// `range`. TFLite's weights: `Scheme::Symmetric`,
-    /// `QuantRange::INT8_NARROW`, per channel.
+    /// One parameter set for all of the real weights `w` (any layout),
+    /// from their min and max under `scheme` onto `range`. NaN is an
+    /// error.
     ///
     /// ```
     /// use ndarray::array;
     /// use qlinear::{QuantRange, Scheme, WeightParams};
     /// let w = array![[0.5f32, -20.0], [-0.25, 10.0]];
-    /// let p = WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, true)?;
+    /// let p = WeightParams::per_tensor(&w, Scheme::Symmetric, QuantRange::INT8_NARROW)?;
+    /// assert_eq!(p.channel(1).unwrap().scale, 20.0 / 127.0);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn per_tensor<S: Data<Elem = f32>>(
+        w: &ArrayBase<S, Ix2>,
+        scheme: Scheme,
+        range: QuantRange,
+    ) -> Result<WeightParams, QuantError> {
+        check_no_nan(w, "weights")?;
+        let mut observer = MinMaxObserver::new();
+        observer.observe(w);
+        Ok(WeightParams::PerTensor(observer.params(scheme, range)?))
+    }
+
+    /// One parameter set per output feature of the real weights `w`,
+    /// stored as `layout` says, from each feature's min and max under
+    /// `scheme` onto `range`. NaN is an error. TFLite's and PyTorch's
+    /// weights: `Scheme::Symmetric`, `QuantRange::INT8_NARROW`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{QuantRange, Scheme, WeightLayout, WeightParams};
+    /// // PyTorch's layout: one row per output feature.
+    /// let w = array![[0.5f32, -0.25], [-20.0, 10.0]];
+    /// let p = WeightParams::per_channel(&w, WeightLayout::OutIn, Scheme::Symmetric, QuantRange::INT8_NARROW)?;
     /// assert_eq!(p.channel(0).unwrap().scale, 0.5 / 127.0);
     /// assert_eq!(p.channel(1).unwrap().scale, 20.0 / 127.0);
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
+    pub fn per_channel<S: Data<Elem = f32>>(
+        w: &ArrayBase<S, Ix2>,
+        layout: WeightLayout,
+        scheme: Scheme,
+        range: QuantRange,
+    ) -> Result<WeightParams, QuantError> {
+        check_no_nan(w, "weights")?;
+        let axis = match layout {
+            WeightLayout::InOut => Axis(1),
+            WeightLayout::OutIn => Axis(0),
+        };
+        let mut observer = PerChannelMinMaxObserver::with_axis(axis)?;
+        observer.observe(w)?;
+        Ok(WeightParams::PerChannel(observer.params(scheme, range)?))
+    }
+
+    /// Parameters of the real weights `w` (p×n), per output column if
+    /// `per_channel`.
+    #[deprecated(
+        since = "0.2.0",
+        note = "a bool says nothing at the call site: use `WeightParams::per_tensor` or `WeightParams::per_channel`"
+    )]
     pub fn from_weights<S: Data<Elem = f32>>(
         w: &ArrayBase<S, Ix2>,
         scheme: Scheme,
         range: QuantRange,
         per_channel: bool,
     ) -> Result<WeightParams, QuantError> {
-        check_no_nan(w, "weights")?;
         if per_channel {
-            let mut observer = PerChannelMinMaxObserver::new();
-            observer.observe(w)?;
-            Ok(WeightParams::PerChannel(observer.params(scheme, range)?))
+            WeightParams::per_channel(w, WeightLayout::InOut, scheme, range)
         } else {
-            let mut observer = MinMaxObserver::new();
-            observer.observe(w);
-            Ok(WeightParams::PerTensor(observer.params(scheme, range)?))
+            WeightParams::per_tensor(w, scheme, range)
         }
     }
 

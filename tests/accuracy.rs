@@ -67,12 +67,12 @@ fn run_case(rng: &mut StdRng, int8_bias: bool) -> f64 {
         QuantParams::from_range(lo - margin, hi + margin).unwrap()
     };
     let bias = if int8_bias {
-        F32Bias::Int8 {
+        F32Bias::RealWithParams {
             values: b.view(),
             params: pb,
         }
     } else {
-        F32Bias::Int32(b.view())
+        F32Bias::Real(b.view())
     };
     let layer = QuantizedLinear::from_f32(&w, pw, bias, px, py).unwrap();
     let y_dq = layer.forward_f32(&x).unwrap();

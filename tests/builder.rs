@@ -43,7 +43,7 @@ fn apply<'w>(
         Option_::InputRange => b.input_range(QuantRange::UINT8_REDUCED),
         Option_::Activation => b.fused_activation(FusedActivation::Relu6),
         Option_::Kernel => b.kernel(kernel),
-        Option_::Bias => b.bias_f32(F32Bias::Int32(bias)),
+        Option_::Bias => b.bias_f32(F32Bias::Real(bias)),
     }
 }
 
@@ -74,7 +74,7 @@ fn fingerprint(layer: &QuantizedLinear, x: &Array2<u8>) -> String {
         layer.output_clamp(),
         layer.kernel_name(),
         layer.bias(),
-        layer.weights(),
+        layer.unpack_weights(),
         layer.forward(x).unwrap(),
     )
 }
@@ -171,7 +171,7 @@ fn out_in_weights_and_their_transpose_give_the_same_layer() {
         let py = QuantParams::new(0.02, -5).unwrap();
         let build = |w: ArrayView2<'_, f32>, layout| {
             QuantizedLinear::builder_f32(w, layout, channels.clone())
-                .bias_f32(F32Bias::Int32(b.row(0)))
+                .bias_f32(F32Bias::Real(b.row(0)))
                 .input_params(px)
                 .output_params(py)
                 .build()
@@ -180,12 +180,12 @@ fn out_in_weights_and_their_transpose_give_the_same_layer() {
         let in_out = build(w.view(), WeightLayout::InOut);
         let out_in = build(w_out_in.view(), WeightLayout::OutIn);
         assert_eq!((out_in.in_features(), out_in.out_features()), (p, n));
-        assert_eq!(out_in.weights(), in_out.weights());
+        assert_eq!(out_in.unpack_weights(), in_out.unpack_weights());
         assert_eq!(out_in.bias(), in_out.bias());
         assert_eq!(out_in.forward(&x).unwrap(), in_out.forward(&x).unwrap());
 
         // int8 weights, and the old positional constructor.
-        let w_q = in_out.weights();
+        let w_q = in_out.unpack_weights();
         let w_q_out_in = w_q.t().as_standard_layout().into_owned();
         let int8 =
             QuantizedLinear::builder_int8(w_q_out_in.view(), WeightLayout::OutIn, channels.clone())

@@ -132,12 +132,12 @@ fn bias_length_must_match_w_columns() {
     assert_eq!(e.unwrap_err(), want);
     let wf = Array2::<f32>::zeros((3, 4));
     let b = Array1::<f32>::zeros(2);
-    let e = QuantizedLinear::from_f32(&wf, unit(), F32Bias::Int32(b.view()), unit(), unit());
+    let e = QuantizedLinear::from_f32(&wf, unit(), F32Bias::Real(b.view()), unit(), unit());
     assert_eq!(e.unwrap_err(), want);
     let e = QuantizedLinear::from_f32(
         &wf,
         unit(),
-        F32Bias::Int8 {
+        F32Bias::RealWithParams {
             values: b.view(),
             params: unit(),
         },
@@ -182,7 +182,7 @@ fn nan_inputs_are_refused_where_a_result_is_promised() {
     let w = array![[1.0f32, 2.0]];
     for bad in [f32::NAN, f32::INFINITY] {
         let b = array![0.0f32, bad];
-        let e = QuantizedLinear::from_f32(&w, unit(), F32Bias::Int32(b.view()), unit(), unit())
+        let e = QuantizedLinear::from_f32(&w, unit(), F32Bias::Real(b.view()), unit(), unit())
             .unwrap_err();
         assert!(
             matches!(
@@ -200,7 +200,7 @@ fn nan_inputs_are_refused_where_a_result_is_promised() {
     let e = QuantizedLinear::from_f32(
         &w,
         unit(),
-        F32Bias::Int8 {
+        F32Bias::RealWithParams {
             values: b.view(),
             params: unit(),
         },
@@ -223,7 +223,7 @@ fn int32_bias_that_does_not_fit_is_an_error_naming_the_column() {
     let small = QuantParams::new(1e-3, 0).unwrap();
     let b = array![0.0f32, 1.0, 1e7];
     let e =
-        QuantizedLinear::from_f32(&w, small, F32Bias::Int32(b.view()), small, unit()).unwrap_err();
+        QuantizedLinear::from_f32(&w, small, F32Bias::Real(b.view()), small, unit()).unwrap_err();
     assert!(
         matches!(e, QuantError::BiasOutOfRange { column: 2, .. }),
         "{e}"

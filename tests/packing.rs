@@ -28,7 +28,11 @@ fn packed_weights_take_at_most_1_1x_the_int8_bytes() {
             let l = base.clone().with_kernel(kernel).unwrap();
             let ratio = l.packed_weight_bytes() as f64 / (p * n) as f64;
             assert!(ratio <= 1.1, "{p}×{n} {kernel}: {ratio:.4}×");
-            assert_eq!(l.weights(), w, "{kernel}: weights must read back exactly");
+            assert_eq!(
+                l.unpack_weights(),
+                w,
+                "{kernel}: weights must read back exactly"
+            );
         }
     }
     // A 4096×4096 layer stays ≈16 MiB: the panels, 32 KiB of column sums

@@ -6,7 +6,7 @@ use qlinear::gemm::reference;
 use qlinear::{
     available_kernels, quantize_as, sqnr_db, Bias, DynamicActivations, DynamicLinear, ElemKind,
     F32Bias, Granularity, QuantError, QuantParams, QuantRange, QuantizedLinear, Requantizer,
-    Rounding, Scheme, WeightParams, MIN_SCALE,
+    Rounding, Scheme, WeightLayout, WeightParams, MIN_SCALE,
 };
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -33,9 +33,17 @@ fn per_channel_weights_beat_per_tensor_on_columns_of_different_ranges() {
     let w = skewed_weights(&mut rng);
     let mut db = Vec::new();
     for per_channel in [false, true] {
-        let params =
-            WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, per_channel)
-                .unwrap();
+        let params = if per_channel {
+            WeightParams::per_channel(
+                &w,
+                WeightLayout::InOut,
+                Scheme::Symmetric,
+                QuantRange::INT8_NARROW,
+            )
+        } else {
+            WeightParams::per_tensor(&w, Scheme::Symmetric, QuantRange::INT8_NARROW)
+        }
+        .unwrap();
         let w_q = params.quantize(&w).unwrap();
         let w_dq = Array2::from_shape_fn(w.dim(), |(k, j)| {
             let p = params.channel(j).unwrap();
@@ -65,10 +73,18 @@ fn per_channel_weights_beat_per_tensor_on_columns_of_different_ranges() {
     let py = QuantParams::affine(f64::from(lo), f64::from(hi), QuantRange::INT8).unwrap();
     let mut out_db = Vec::new();
     for per_channel in [false, true] {
-        let pw =
-            WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, per_channel)
-                .unwrap();
-        let layer = QuantizedLinear::from_f32(&w, pw, F32Bias::Int32(b.view()), px, py).unwrap();
+        let pw = if per_channel {
+            WeightParams::per_channel(
+                &w,
+                WeightLayout::InOut,
+                Scheme::Symmetric,
+                QuantRange::INT8_NARROW,
+            )
+        } else {
+            WeightParams::per_tensor(&w, Scheme::Symmetric, QuantRange::INT8_NARROW)
+        }
+        .unwrap();
+        let layer = QuantizedLinear::from_f32(&w, pw, F32Bias::Real(b.view()), px, py).unwrap();
         let acc = layer
             .accumulate(&quantize_as::<i8, _, _>(&x, px, QuantRange::INT8).unwrap())
             .unwrap();
@@ -116,12 +132,11 @@ fn int32_bias_is_quantized_per_channel_and_overflow_names_the_column() {
     ]);
     let px = QuantParams::new(0.5, 0).unwrap();
     let b = array![1.0f32, 1.0];
-    let layer =
-        QuantizedLinear::from_f32(&w, pw.clone(), F32Bias::Int32(b.view()), px, px).unwrap();
+    let layer = QuantizedLinear::from_f32(&w, pw.clone(), F32Bias::Real(b.view()), px, px).unwrap();
     // 1/(0.5·0.5) = 4 and 1/(0.5·0.25) = 8.
     assert_eq!(layer.bias(), &Bias::Int32(array![4, 8]));
     let huge = array![0.0f32, 1e9];
-    let e = QuantizedLinear::from_f32(&w, pw, F32Bias::Int32(huge.view()), px, px).unwrap_err();
+    let e = QuantizedLinear::from_f32(&w, pw, F32Bias::Real(huge.view()), px, px).unwrap_err();
     assert!(
         matches!(e, QuantError::BiasOutOfRange { column: 1, .. }),
         "{e}"
@@ -374,8 +389,13 @@ fn dynamic_quantization_matches_its_definition() {
 fn dynamic_params_come_from_extremes_in_any_layout() {
     let mut rng = StdRng::seed_from_u64(12);
     let w = uniform(&mut rng, 37, 19, |_| 1.0);
-    let pw =
-        WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, true).unwrap();
+    let pw = WeightParams::per_channel(
+        &w,
+        WeightLayout::InOut,
+        Scheme::Symmetric,
+        QuantRange::INT8_NARROW,
+    )
+    .unwrap();
     // 9×37, the transposed storage of a 37×9 array; rows of different ranges.
     let stored = uniform(&mut rng, 37, 9, |j| 0.1 + j as f32);
     let x = stored.t();
@@ -628,8 +648,13 @@ fn dynamic_accumulators_at_the_i32_edge_are_exact() {
 fn per_row_dynamic_rows_do_not_depend_on_the_batch() {
     let mut rng = StdRng::seed_from_u64(11);
     let w = uniform(&mut rng, 64, 40, |_| 1.0);
-    let pw =
-        WeightParams::from_weights(&w, Scheme::Symmetric, QuantRange::INT8_NARROW, true).unwrap();
+    let pw = WeightParams::per_channel(
+        &w,
+        WeightLayout::InOut,
+        Scheme::Symmetric,
+        QuantRange::INT8_NARROW,
+    )
+    .unwrap();
     let mut x = uniform(&mut rng, 6, 64, |_| 1.0);
     x.row_mut(3).mapv_inplace(|v| v * 1000.0); // one row of a very different range
     let per_row = DynamicActivations {

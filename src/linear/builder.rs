@@ -50,7 +50,7 @@ enum BiasInput<'w> {
 /// let layer = QuantizedLinear::builder_f32(w.view(), WeightLayout::OutIn, WeightParams::PerTensor(
 ///     QuantParams::new(0.5 / 127.0, 0)?,
 /// ))
-/// .bias_f32(F32Bias::Int32(b.view()))
+/// .bias_f32(F32Bias::Real(b.view()))
 /// .activation_type(ElemKind::Uint8)
 /// .input_params(QuantParams::affine(-1.0, 1.0, QuantRange::UINT8)?)
 /// .output_params(QuantParams::affine(-2.0, 2.0, QuantRange::UINT8)?)
@@ -210,7 +210,7 @@ impl<'w> LinearBuilder<'w> {
         let bias = match self.bias {
             BiasInput::Quantized(bias) => bias,
             BiasInput::Real(F32Bias::None) => Bias::None,
-            BiasInput::Real(F32Bias::Int8 { values, params }) => {
+            BiasInput::Real(F32Bias::RealWithParams { values, params }) => {
                 super::check_len("bias", n, values.len())?;
                 params.validate()?;
                 check_no_nan(&values, "bias")?;
@@ -219,7 +219,7 @@ impl<'w> LinearBuilder<'w> {
                     params,
                 }
             }
-            BiasInput::Real(F32Bias::Int32(values)) => {
+            BiasInput::Real(F32Bias::Real(values)) => {
                 super::check_len("bias", n, values.len())?;
                 let bias_scales: Vec<f64> = scales.iter().map(|s_w| input.scale * s_w).collect();
                 Bias::Int32(quantize_bias_i32(values, &bias_scales)?)

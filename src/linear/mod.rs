@@ -90,22 +90,27 @@ pub enum Bias {
     Int32(Array1<i32>),
 }
 
-/// A bias in real values, for [`QuantizedLinear::from_f32`] to quantize.
+/// A bias in real values, as the caller has it, quantized when the layer
+/// is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum F32Bias<'a> {
     /// No bias.
     None,
-    /// Quantize to int8 with `params`, as the notebook does.
-    Int8 {
-        /// One real value per output column.
+    /// One real value per output feature, as PyTorch, TFLite and ONNX
+    /// Runtime keep it: quantized to [`Bias::Int32`] with scale
+    /// `s_X·s_W[j]` and zero point 0,
+    /// `b32[j] = round_half_even(f64(b[j]) / (s_X·s_W[j]))`; a value that
+    /// does not fit in `i32` is an error naming its column.
+    Real(ArrayView1<'a, f32>),
+    /// Real values with parameters of their own, as the notebook has them:
+    /// quantized to [`Bias::Int8`] with `params` (needs
+    /// [`Requantizer::Float64`]).
+    RealWithParams {
+        /// One real value per output feature.
         values: ArrayView1<'a, f32>,
         /// Parameters to quantize the bias with.
         params: QuantParams,
     },
-    /// Quantize to int32 with scale `s_X·s_W[j]` and zero point 0 (TFLite):
-    /// `b32[j] = round_half_even(f64(b[j]) / (s_X·s_W[j]))`; a value that
-    /// does not fit in `i32` is an error naming its column.
-    Int32(ArrayView1<'a, f32>),
 }
 
 /// How outputs are clamped, resolved against the output params.
@@ -230,7 +235,7 @@ impl QuantizedLinear {
     /// let layer = QuantizedLinear::from_f32(
     ///     &w,
     ///     QuantParams::from_range(-2.0, 2.0).unwrap(),
-    ///     F32Bias::Int32(b.view()),
+    ///     F32Bias::Real(b.view()),
     ///     QuantParams::from_range(-1.0, 1.0).unwrap(),
     ///     QuantParams::from_range(-4.0, 4.0).unwrap(),
     /// )
@@ -251,11 +256,11 @@ impl QuantizedLinear {
         // Views are invariant over their lifetime: both borrowed anew.
         let bias = match bias {
             F32Bias::None => F32Bias::None,
-            F32Bias::Int8 { values, params } => F32Bias::Int8 {
+            F32Bias::RealWithParams { values, params } => F32Bias::RealWithParams {
                 values: values.reborrow(),
                 params,
             },
-            F32Bias::Int32(values) => F32Bias::Int32(values.reborrow()),
+            F32Bias::Real(values) => F32Bias::Real(values.reborrow()),
         };
         QuantizedLinear::builder_f32(w.view(), WeightLayout::InOut, weight)
             .bias_f32(bias)
@@ -557,7 +562,7 @@ impl QuantizedLinear {
         {
             return Err(self.range_error(OutOfRange { index, value: v }));
         }
-        let w = self.weights();
+        let w = self.unpack_weights();
         let acc = reference::accumulate(
             x,
             &w,
@@ -585,9 +590,19 @@ impl QuantizedLinear {
         self.packed.n()
     }
 
-    /// The quantized weights `Wq` (p×n), read back from the packed panels.
-    pub fn weights(&self) -> Array2<i8> {
+    /// The quantized weights `Wq` (p×n), unpacked from the kernel's panels
+    /// into a new array.
+    pub fn unpack_weights(&self) -> Array2<i8> {
         self.packed.unpack()
+    }
+
+    /// The quantized weights `Wq` (p×n).
+    #[deprecated(
+        since = "0.2.0",
+        note = "it unpacks and allocates: renamed `unpack_weights`"
+    )]
+    pub fn weights(&self) -> Array2<i8> {
+        self.unpack_weights()
     }
 
     /// Bytes the packed weights take, column sums included: the layer's

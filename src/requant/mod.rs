@@ -157,7 +157,7 @@ impl OutputStage {
         if spec.int8_bias.is_some() && spec.requantizer != Requantizer::Float64 {
             return Err(QuantError::IncompatibleOptions {
                 reason: "an int8 bias with its own scale enters only the notebook's Float64 \
-                         requantizer; give the bias as int32 (Bias::Int32 or F32Bias::Int32) \
+                         requantizer; give the bias as int32 (Bias::Int32 or F32Bias::Real) \
                          for the TFLite and ONNX Runtime requantizers",
             });
         }
