@@ -1,5 +1,5 @@
 //! `DynamicLinear::forward` (f32 in, f32 out, the activations quantized on
-//! every call) on the shapes, with ONNX Runtime's and PyTorch's
+//! every call) on the shared shapes, with ONNX Runtime's and PyTorch's
 //! activation conventions, on one thread and on all threads. Throughput
 //! counts 2·m·p·n operations, as in the `gemm` bench, whose `ndarray f32
 //! dot` rows are the float baseline.

@@ -1,4 +1,4 @@
-//! The layer's `forward` on the shapes, per kernel on one thread
+//! The layer's `forward` on the shared shapes, per kernel on one thread
 //! and with the default kernel on all threads, against the naive reference
 //! loop and `ndarray`'s f32 `dot`. Throughput counts 2·m·p·n operations per
 //! product, so criterion's "elem/s" reads as operations per second (GOPS

@@ -1,5 +1,5 @@
 //! What each requantizer's output stage costs on top of the same product:
-//! the layer's `forward` with every requantizer, on the shapes,
+//! the layer's `forward` with every requantizer, on the shared shapes,
 //! one thread, the default kernel (int8 in, int8 out).
 //!
 //! The requantizers are timed in rotation, one batch of calls each per

@@ -517,13 +517,9 @@ impl DynamicLinear {
 /// where the passes run on AVX-512). Below it, waking another thread costs
 /// more than it saves.
 ///
-/// Measured in-process (2026-11-28, 13:09–13:10 UTC, two threads, 15–21
-/// alternating rounds, ONNX Runtime's activations): inputs of 2^15 values
-/// kept on one thread ran 1.09–1.14× as fast on AMX (128×256×256,
-/// 64×512×512, 256×128×128) and 1.05–1.10× on AVX-512 VNNI, but 0.84–0.93×
-/// on AVX-VNNI (AVX2-width passes) in one run and 0.98 in another; the
-/// full-range AVX2 kernel read the same at 2^14, 2^15 and 2^16 (±5 %). At
-/// 2^16 values (128×512×512), AMX's passes on one thread ran 0.88×.
+/// AVX-512 passes are about twice as fast per value, so they pay for a
+/// second thread only at twice the size (measured with alternating
+/// one- and two-thread rounds in one process).
 ///
 /// [`PASS_SPLIT_ELEMENTS`]: crate::gemm::kernel::Kernel::PASS_SPLIT_ELEMENTS
 #[cfg(feature = "parallel")]
