@@ -1,5 +1,6 @@
 //! The integer types quantized values are stored in: `i8` and `u8`.
 
+pub use crate::elem_kind::ElemKind;
 use crate::params::QuantRange;
 
 mod sealed {
@@ -21,15 +22,6 @@ pub trait QuantElem:
     fn from_i32_clamped(v: i32) -> Self;
     /// The value, widened.
     fn to_i32(self) -> i32;
-}
-
-/// The two 8-bit quantized types, as a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ElemKind {
-    /// `i8`.
-    Int8,
-    /// `u8`.
-    Uint8,
 }
 
 impl ElemKind {

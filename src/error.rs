@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::elem::ElemKind;
+use crate::elem_kind::ElemKind;
 
 /// What went wrong, with the values that caused it.
 #[derive(Debug, Clone, PartialEq)]

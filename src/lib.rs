@@ -48,6 +48,7 @@ pub mod activation;
 mod alloc;
 pub mod dynamic;
 pub mod elem;
+mod elem_kind;
 pub mod error;
 pub mod gemm;
 pub mod linear;
