@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayView2, Ix2};
 
-use super::{quantize_bias_i32, Bias, F32Bias, OutputClamp, QuantizedLinear, Spec};
+use super::{quantize_bias_i32, Bias, F32Bias, Options, OutputClamp, QuantizedLinear};
 use crate::activation::FusedActivation;
 use crate::elem::ElemKind;
 use crate::error::{check_size, QuantError};
@@ -225,7 +225,7 @@ impl<'w> LinearBuilder<'w> {
                 Bias::Int32(quantize_bias_i32(values, &bias_scales)?)
             }
         };
-        let spec = Spec {
+        let options = Options {
             weight: self.weight_params,
             input,
             output,
@@ -238,10 +238,10 @@ impl<'w> LinearBuilder<'w> {
             kernel_from_env: KernelChoice::from_env(),
         };
         match self.weights {
-            Weights::Int8(w) => QuantizedLinear::from_spec(&in_out(w, self.layout), spec),
+            Weights::Int8(w) => QuantizedLinear::from_spec(&in_out(w, self.layout), options),
             Weights::F32(w) => {
-                let w_q = spec.weight.quantize(&in_out(w, self.layout))?;
-                QuantizedLinear::from_spec(&w_q, spec)
+                let w_q = options.weight.quantize(&in_out(w, self.layout))?;
+                QuantizedLinear::from_spec(&w_q, options)
             }
         }
     }

@@ -67,7 +67,7 @@ use crate::quantize::{
     check_finite, check_no_nan, check_range_fits, dequantize_value, quantize_as,
 };
 use crate::requant::{
-    with_stage, ColumnRequant, DotsTile, Int8BiasTerm, OutputStage, Requantizer, StageSpec,
+    with_stage, ColumnRequant, DotsTile, Int8BiasTerm, OutputStage, Requantizer, StageInputs,
 };
 use crate::weights::{negated_zero_points, WeightLayout, WeightParams};
 
@@ -159,13 +159,13 @@ struct Prepared {
 #[derive(Debug, Clone)]
 pub struct QuantizedLinear {
     packed: PackedWeights,
-    spec: Spec,
+    options: Options,
     prepared: Prepared,
 }
 
 /// What the user chose; everything in [`Prepared`] derives from it.
 #[derive(Debug, Clone)]
-struct Spec {
+struct Options {
     weight: WeightParams,
     input: QuantParams,
     output: QuantParams,
@@ -204,20 +204,20 @@ impl QuantizedLinear {
             .build()
     }
 
-    /// The layer of `spec` over int8 weights `w_q` (p×n, any layout):
-    /// validates the whole spec and packs the weights once.
+    /// The layer of `options` over int8 weights `w_q` (p×n, any layout):
+    /// validates the whole options and packs the weights once.
     fn from_spec<S: Data<Elem = i8>>(
         w_q: &ArrayBase<S, Ix2>,
-        spec: Spec,
+        options: Options,
     ) -> Result<QuantizedLinear, QuantError> {
         check_size("per-column terms", &[w_q.ncols()])?;
-        let kernel = spec.kernel()?;
+        let kernel = options.kernel()?;
         let (nr, kg) = kernel.layout();
         let packed = PackedWeights::new(w_q, nr, kg);
-        let prepared = spec.prepare(&packed, kernel)?;
+        let prepared = options.prepare(&packed, kernel)?;
         Ok(QuantizedLinear {
             packed,
-            spec,
+            options,
             prepared,
         })
     }
@@ -290,7 +290,7 @@ impl QuantizedLinear {
         mut self,
         requantizer: Requantizer,
     ) -> Result<QuantizedLinear, QuantError> {
-        self.spec.requantizer = requantizer;
+        self.options.requantizer = requantizer;
         self.reprepare()
     }
 
@@ -299,7 +299,7 @@ impl QuantizedLinear {
     ///
     /// Errors if `min > max` or the bounds leave the output type.
     pub fn with_output_clamp(mut self, min: i32, max: i32) -> Result<QuantizedLinear, QuantError> {
-        self.spec.clamp = OutputClamp::Explicit(min, max);
+        self.options.clamp = OutputClamp::Explicit(min, max);
         self.reprepare()
     }
 
@@ -319,7 +319,7 @@ impl QuantizedLinear {
         mut self,
         activation: FusedActivation,
     ) -> Result<QuantizedLinear, QuantError> {
-        self.spec.clamp = OutputClamp::Activation(activation);
+        self.options.clamp = OutputClamp::Activation(activation);
         self.reprepare()
     }
 
@@ -340,7 +340,7 @@ impl QuantizedLinear {
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
     pub fn with_activation_type(mut self, kind: ElemKind) -> Result<QuantizedLinear, QuantError> {
-        self.spec.activation_type = kind;
+        self.options.activation_type = kind;
         self.reprepare()
     }
 
@@ -350,7 +350,7 @@ impl QuantizedLinear {
     /// [`forward`](Self::forward) refuses values outside it, and a range of
     /// at most 128 values lets the faster reduced-range kernel run exactly.
     pub fn with_input_range(mut self, range: QuantRange) -> Result<QuantizedLinear, QuantError> {
-        self.spec.input_range = Some(range);
+        self.options.input_range = Some(range);
         self.reprepare()
     }
 
@@ -372,19 +372,19 @@ impl QuantizedLinear {
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
     pub fn with_kernel(mut self, name: &str) -> Result<QuantizedLinear, QuantError> {
-        self.spec.kernel_request = Some(kernel_by_name(name)?);
+        self.options.kernel_request = Some(kernel_by_name(name)?);
         self.reprepare()
     }
 
     /// Re-derives everything after an option changed, repacking the
     /// weights only if the kernel's layout changed.
     fn reprepare(mut self) -> Result<QuantizedLinear, QuantError> {
-        let kernel = self.spec.kernel()?;
+        let kernel = self.options.kernel()?;
         let layout = kernel.layout();
         if layout != self.packed.layout() {
             self.packed = PackedWeights::new(&self.packed.unpack(), layout.0, layout.1);
         }
-        self.prepared = self.spec.prepare(&self.packed, kernel)?;
+        self.prepared = self.options.prepare(&self.packed, kernel)?;
         Ok(self)
     }
 
@@ -519,7 +519,7 @@ impl QuantizedLinear {
     where
         S: Data<Elem = f32>,
     {
-        match self.spec.activation_type {
+        match self.options.activation_type {
             ElemKind::Int8 => self.forward_f32_as::<i8, S>(x),
             ElemKind::Uint8 => self.forward_f32_as::<u8, S>(x),
         }
@@ -536,11 +536,11 @@ impl QuantizedLinear {
         let (m, n) = (x.nrows(), self.out_features());
         // Both buffers are allocated before the first pass over `x`.
         let mut y_q = to_matrix(m, n, try_filled("output", &[m, n], T::default())?);
-        let x_q = quantize_as::<T, _, _>(x, self.spec.input, self.spec.input_range())?;
+        let x_q = quantize_as::<T, _, _>(x, self.options.input, self.options.input_range())?;
         check_no_nan(x, "input")?;
         self.forward_into(&x_q, &mut y_q)?;
         try_map("output", &y_q, |q| {
-            dequantize_value(q.to_i32(), self.spec.output)
+            dequantize_value(q.to_i32(), self.options.output)
         })
     }
 
@@ -553,7 +553,7 @@ impl QuantizedLinear {
         T: QuantElem,
     {
         self.check_input::<T>(x.dim())?;
-        let range = self.spec.input_range();
+        let range = self.options.input_range();
         if let Some((index, v)) = x
             .iter()
             .map(|v| v.to_i32())
@@ -566,7 +566,7 @@ impl QuantizedLinear {
         let acc = reference::accumulate(
             x,
             &w,
-            self.spec.input.zero_point,
+            self.options.input.zero_point,
             &self.prepared.w_zero_points,
         )?;
         let mut out = Array2::<T>::default(acc.dim());
@@ -618,37 +618,37 @@ impl QuantizedLinear {
 
     /// Parameters of the weights.
     pub fn weight_params(&self) -> &WeightParams {
-        &self.spec.weight
+        &self.options.weight
     }
 
     /// Parameters the input is quantized with.
     pub fn input_params(&self) -> QuantParams {
-        self.spec.input
+        self.options.input
     }
 
     /// Parameters of the output.
     pub fn output_params(&self) -> QuantParams {
-        self.spec.output
+        self.options.output
     }
 
     /// The quantized bias.
     pub fn bias(&self) -> &Bias {
-        &self.spec.bias
+        &self.options.bias
     }
 
     /// The requantizer the output stage uses.
     pub fn requantizer(&self) -> Requantizer {
-        self.spec.requantizer
+        self.options.requantizer
     }
 
     /// The activation type (`i8` or `u8`) of input and output.
     pub fn activation_type(&self) -> ElemKind {
-        self.spec.activation_type
+        self.options.activation_type
     }
 
     /// The declared input range.
     pub fn input_range(&self) -> QuantRange {
-        self.spec.input_range()
+        self.options.input_range()
     }
 
     /// The output clamp `(min, max)` in the quantized domain.
@@ -683,7 +683,10 @@ impl QuantizedLinear {
         E: Epilogue<O>,
     {
         let pr = &self.prepared;
-        let bounds = (self.spec.input_range().qmin, self.spec.input_range().qmax);
+        let bounds = (
+            self.options.input_range().qmin,
+            self.options.input_range().qmax,
+        );
         let with_row_sums = !pr.neg_w_zero_points.is_empty();
         pr.kernel
             .execute(
@@ -699,9 +702,9 @@ impl QuantizedLinear {
     }
 
     fn check_input<T: QuantElem>(&self, (m, x_cols): (usize, usize)) -> Result<(), QuantError> {
-        if T::KIND != self.spec.activation_type {
+        if T::KIND != self.options.activation_type {
             return Err(QuantError::ActivationType {
-                expected: self.spec.activation_type,
+                expected: self.options.activation_type,
                 found: T::KIND,
             });
         }
@@ -722,8 +725,8 @@ impl QuantizedLinear {
         QuantError::InputOutOfRange {
             index: e.index,
             value: e.value,
-            qmin: self.spec.input_range().qmin,
-            qmax: self.spec.input_range().qmax,
+            qmin: self.options.input_range().qmin,
+            qmax: self.options.input_range().qmax,
         }
     }
 
@@ -764,7 +767,7 @@ pub(crate) fn choose_kernel(
     }
 }
 
-impl Spec {
+impl Options {
     /// The declared input range, or the activation type's full range.
     fn input_range(&self) -> QuantRange {
         self.input_range
@@ -787,7 +790,7 @@ impl Spec {
         packed: &PackedWeights,
         kernel: KernelChoice,
     ) -> Result<Prepared, QuantError> {
-        let Spec {
+        let Options {
             ref weight,
             input,
             output,
@@ -878,7 +881,7 @@ impl Spec {
                 (min, max)
             }
         };
-        let stage = OutputStage::new(StageSpec {
+        let stage = OutputStage::new(StageInputs {
             requantizer,
             input,
             weight_scales: &weight_scales,

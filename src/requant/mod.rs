@@ -118,7 +118,7 @@ pub(crate) struct Int8BiasTerm<'a> {
 
 /// What the output stage is built from.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct StageSpec<'a> {
+pub(crate) struct StageInputs<'a> {
     pub(crate) requantizer: Requantizer,
     pub(crate) input: QuantParams,
     /// One scale per output column.
@@ -152,9 +152,9 @@ impl OutputStage {
     }
 
     /// Prepares the stage: every per-column constant, once.
-    pub(crate) fn new(spec: StageSpec<'_>) -> Result<OutputStage, QuantError> {
-        let z = spec.output.zero_point;
-        if spec.int8_bias.is_some() && spec.requantizer != Requantizer::Float64 {
+    pub(crate) fn new(inputs: StageInputs<'_>) -> Result<OutputStage, QuantError> {
+        let z = inputs.output.zero_point;
+        if inputs.int8_bias.is_some() && inputs.requantizer != Requantizer::Float64 {
             return Err(QuantError::IncompatibleOptions {
                 reason: "an int8 bias with its own scale enters only the notebook's Float64 \
                          requantizer; give the bias as int32 (Bias::Int32 or F32Bias::Real) \
@@ -162,22 +162,22 @@ impl OutputStage {
             });
         }
         let f32_scale = |s: f64| s as f32;
-        let (s_x, s_y) = (spec.input.scale, spec.output.scale);
-        Ok(match spec.requantizer {
+        let (s_x, s_y) = (inputs.input.scale, inputs.output.scale);
+        Ok(match inputs.requantizer {
             Requantizer::Float64 => {
                 let z_y = f64::from(z);
-                let bias_ratio = match spec.int8_bias {
+                let bias_ratio = match inputs.int8_bias {
                     Some(b) => finite("s_b/s_Y", b.params.scale / s_y)?,
                     None => 0.0,
                 };
-                let multipliers = spec
+                let multipliers = inputs
                     .weight_scales
                     .iter()
                     .map(|&s_w| finite("s_X*s_W/s_Y", s_x * s_w / s_y))
                     .collect::<Result<Vec<_>, QuantError>>()?;
-                let offsets = (0..spec.weight_scales.len())
+                let offsets = (0..inputs.weight_scales.len())
                     .map(|j| {
-                        Ok(match spec.int8_bias {
+                        Ok(match inputs.int8_bias {
                             Some(b) => {
                                 let centred =
                                     i64::from(b.values[j]) - i64::from(b.params.zero_point);
@@ -193,12 +193,12 @@ impl OutputStage {
                 OutputStage::Float64(Float64Stage::new(
                     offsets,
                     multipliers,
-                    spec.clamp,
-                    spec.acc_bound,
+                    inputs.clamp,
+                    inputs.acc_bound,
                 ))
             }
             Requantizer::TfliteReference => {
-                let multipliers = spec
+                let multipliers = inputs
                     .weight_scales
                     .iter()
                     .map(|&s_w| {
@@ -208,14 +208,18 @@ impl OutputStage {
                             .and_then(|m| positive("f64(s_X)*f64(s_W)/f64(s_Y)", m))
                     })
                     .collect::<Result<Vec<_>, QuantError>>()?;
-                OutputStage::TfliteReference(TfliteReferenceStage::new(multipliers, z, spec.clamp))
+                OutputStage::TfliteReference(TfliteReferenceStage::new(
+                    multipliers,
+                    z,
+                    inputs.clamp,
+                ))
             }
             Requantizer::FixedPoint(rounding) => {
-                let multipliers = spec
+                let multipliers = inputs
                     .weight_scales
                     .iter()
                     .map(|&s_w| {
-                        let m = if spec.per_channel {
+                        let m = if inputs.per_channel {
                             f64::from(f32_scale(s_x)) * f64::from(f32_scale(s_w))
                                 / f64::from(f32_scale(s_y))
                         } else {
@@ -231,20 +235,25 @@ impl OutputStage {
                         // amount and lets the product's high bits fall off.)
                         let left = q.shift.max(0) as u32;
                         let largest = (i32::MAX as u128).checked_shr(left).unwrap_or(0);
-                        if rounding != Rounding::Single && spec.acc_bound > largest {
+                        if rounding != Rounding::Single && inputs.acc_bound > largest {
                             return Err(QuantError::LeftShiftOverflow {
                                 multiplier: m,
                                 shift: q.shift,
-                                acc_bound: spec.acc_bound,
+                                acc_bound: inputs.acc_bound,
                             });
                         }
                         Ok(q)
                     })
                     .collect::<Result<Vec<_>, QuantError>>()?;
-                OutputStage::FixedPoint(FixedPointStage::new(rounding, multipliers, z, spec.clamp))
+                OutputStage::FixedPoint(FixedPointStage::new(
+                    rounding,
+                    multipliers,
+                    z,
+                    inputs.clamp,
+                ))
             }
             Requantizer::Float32 => {
-                let multipliers = spec
+                let multipliers = inputs
                     .weight_scales
                     .iter()
                     .map(|&s_w| {
@@ -254,7 +263,7 @@ impl OutputStage {
                         Ok(m)
                     })
                     .collect::<Result<Vec<_>, QuantError>>()?;
-                OutputStage::Float32(Float32Stage::new(multipliers, z, spec.clamp))
+                OutputStage::Float32(Float32Stage::new(multipliers, z, inputs.clamp))
             }
         })
     }
