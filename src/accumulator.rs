@@ -25,61 +25,30 @@ impl Terms<'_> {
         self.neg_w_zero_points.is_empty() && self.row_zero_points.is_empty()
     }
 
-    /// Equation (11) for row `i` of a tile: `accs[c]` for column `j0 + c`.
-    #[inline(always)]
-    fn row<D: Copy + Into<i64>>(
-        &self,
-        dots: &[D],
-        i: usize,
-        row_sum: i64,
-        j0: usize,
-        accs: &mut [i64],
-    ) {
-        let span = j0..j0 + dots.len();
-        for (acc, &dot) in accs.iter_mut().zip(dots) {
-            *acc = dot.into();
-        }
-        if !self.column_terms.is_empty() {
-            for (acc, &c) in accs.iter_mut().zip(&self.column_terms[span.clone()]) {
-                *acc += c;
-            }
-        }
-        if !self.neg_w_zero_points.is_empty() {
-            for (acc, &nz) in accs.iter_mut().zip(&self.neg_w_zero_points[span.clone()]) {
-                *acc += row_sum * nz;
-            }
-        }
-        if let Some(&zx) = self.row_zero_points.get(i) {
-            for (acc, &d) in accs.iter_mut().zip(&self.zero_point_terms[span]) {
-                *acc += zx * d;
-            }
-        }
-    }
-
-    /// Hands (11) for every row `i` of a tile to `finish(i, accs, out_row)`.
+    /// Hands (11) for every row `i` of a tile to `finish(i, accs, out_row)`,
+    /// exactly, in `i64`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(crate) fn for_tile<O>(
         &self,
-        (i0, j0, rows, cols): (usize, usize, usize, usize),
+        tile: (usize, usize, usize, usize),
         dots: Dots<'_>,
         dots_stride: usize,
         row_sums: &[i64],
         out: &mut [O],
         out_stride: usize,
-        mut finish: impl FnMut(usize, &[i64], &mut [O]),
+        finish: impl FnMut(usize, &[i64], &mut [O]),
     ) {
-        let mut accs = [0i64; MAX_NR];
-        let accs = &mut accs[..cols];
-        for r in 0..rows {
-            let i = i0 + r;
-            let row_sum = row_sums.get(r).copied().unwrap_or(0);
-            let span = r * dots_stride..r * dots_stride + cols;
-            match dots {
-                Dots::I32(d) => self.row(&d[span], i, row_sum, j0, accs),
-                Dots::I64(d) => self.row(&d[span], i, row_sum, j0, accs),
-            }
-            finish(i, accs, &mut out[r * out_stride..r * out_stride + cols]);
+        let columns = ColumnTerms {
+            column_terms: self.column_terms,
+            neg_w_zero_points: self.neg_w_zero_points,
+            zero_point_terms: self.zero_point_terms,
+        };
+        let row_sum = |r: usize| row_sums.get(r).copied().unwrap_or(0);
+        let rows = (self.row_zero_points, out, out_stride);
+        match dots {
+            Dots::I32(d) => tile_rows(columns, tile, (d, dots_stride), row_sum, rows, finish),
+            Dots::I64(d) => tile_rows(columns, tile, (d, dots_stride), row_sum, rows, finish),
         }
     }
 }
@@ -118,39 +87,102 @@ impl WrappingTerms {
     #[inline(always)]
     pub(crate) fn for_tile<O>(
         &self,
-        (i0, j0, rows, cols): (usize, usize, usize, usize),
+        tile: (usize, usize, usize, usize),
         dots: &[i32],
         dots_stride: usize,
         row_sums: &[i64],
         row_zero_points: &[i32],
         out: &mut [O],
         out_stride: usize,
-        mut finish: impl FnMut(usize, &[i32], &mut [O]),
+        finish: impl FnMut(usize, &[i32], &mut [O]),
     ) {
-        let span = j0..j0 + cols;
-        let mut accs = [0i32; MAX_NR];
-        let accs = &mut accs[..cols];
-        for r in 0..rows {
-            let i = i0 + r;
-            accs.copy_from_slice(&dots[r * dots_stride..][..cols]);
-            if !self.column_terms.is_empty() {
-                for (acc, &c) in accs.iter_mut().zip(&self.column_terms[span.clone()]) {
-                    *acc = acc.wrapping_add(c);
-                }
-            }
-            if !self.neg_w_zero_points.is_empty() {
-                let row_sum = row_sums[r] as i32;
-                for (acc, &nz) in accs.iter_mut().zip(&self.neg_w_zero_points[span.clone()]) {
-                    *acc = acc.wrapping_add(row_sum.wrapping_mul(nz));
-                }
-            }
-            if let Some(&zx) = row_zero_points.get(i) {
-                for (acc, &d) in accs.iter_mut().zip(&self.zero_point_terms[span.clone()]) {
-                    *acc = acc.wrapping_add(zx.wrapping_mul(d));
-                }
-            }
-            finish(i, accs, &mut out[r * out_stride..][..cols]);
+        let columns = ColumnTerms {
+            column_terms: &self.column_terms,
+            neg_w_zero_points: &self.neg_w_zero_points,
+            zero_point_terms: &self.zero_point_terms,
+        };
+        // Modulo 2^32, as every term.
+        let row_sum = |r: usize| row_sums[r] as i32;
+        let rows = (row_zero_points, out, out_stride);
+        tile_rows(columns, tile, (dots, dots_stride), row_sum, rows, finish);
+    }
+}
+
+/// The integer (11) is summed in: `i64`, exactly, or `i32` with wrapping
+/// arithmetic where every accumulator fits (see [`WrappingTerms`]).
+trait Lane: Copy + Default {
+    fn add(self, other: Self) -> Self;
+    fn mul(self, other: Self) -> Self;
+}
+
+impl Lane for i64 {
+    #[inline(always)]
+    fn add(self, other: i64) -> i64 {
+        self + other
+    }
+    #[inline(always)]
+    fn mul(self, other: i64) -> i64 {
+        self * other
+    }
+}
+
+impl Lane for i32 {
+    #[inline(always)]
+    fn add(self, other: i32) -> i32 {
+        self.wrapping_add(other)
+    }
+    #[inline(always)]
+    fn mul(self, other: i32) -> i32 {
+        self.wrapping_mul(other)
+    }
+}
+
+/// The per-column terms of (11) in one [`Lane`] type; each may be empty.
+#[derive(Clone, Copy)]
+struct ColumnTerms<'a, A> {
+    column_terms: &'a [A],
+    neg_w_zero_points: &'a [A],
+    zero_point_terms: &'a [A],
+}
+
+/// (11) for each row `r` of the tile `(i0, j0, rows, cols)`:
+/// `acc = dot + c[j] + r[i]·(−z_W[j]) + z'_X[i]·d[j]`, each term skipped
+/// when its slice is empty, handed to `finish(i0 + r, accs, out_row)`.
+/// The one loop of both [`Terms::for_tile`] and [`WrappingTerms::for_tile`].
+#[inline(always)]
+fn tile_rows<A: Lane, D: Copy + Into<A>, O>(
+    terms: ColumnTerms<'_, A>,
+    (i0, j0, rows, cols): (usize, usize, usize, usize),
+    (dots, dots_stride): (&[D], usize),
+    row_sum: impl Fn(usize) -> A,
+    (row_zero_points, out, out_stride): (&[A], &mut [O], usize),
+    mut finish: impl FnMut(usize, &[A], &mut [O]),
+) {
+    let span = j0..j0 + cols;
+    let mut accs = [A::default(); MAX_NR];
+    let accs = &mut accs[..cols];
+    for r in 0..rows {
+        let i = i0 + r;
+        for (acc, &dot) in accs.iter_mut().zip(&dots[r * dots_stride..][..cols]) {
+            *acc = dot.into();
         }
+        if !terms.column_terms.is_empty() {
+            for (acc, &c) in accs.iter_mut().zip(&terms.column_terms[span.clone()]) {
+                *acc = acc.add(c);
+            }
+        }
+        if !terms.neg_w_zero_points.is_empty() {
+            let sum = row_sum(r);
+            for (acc, &nz) in accs.iter_mut().zip(&terms.neg_w_zero_points[span.clone()]) {
+                *acc = acc.add(sum.mul(nz));
+            }
+        }
+        if let Some(&zx) = row_zero_points.get(i) {
+            for (acc, &d) in accs.iter_mut().zip(&terms.zero_point_terms[span.clone()]) {
+                *acc = acc.add(zx.mul(d));
+            }
+        }
+        finish(i, accs, &mut out[r * out_stride..][..cols]);
     }
 }
 
