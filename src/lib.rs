@@ -67,7 +67,7 @@ pub use gemm::{available_kernels, kernel_name, KERNEL_ENV};
 pub use linear::{Bias, F32Bias, LinearBuilder, QuantizedLinear};
 pub use metrics::{max_abs_error, sqnr_db};
 pub use observer::{
-    HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer,
+    ChannelObserver, HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer,
     PerChannelMinMaxObserver, PercentileObserver,
 };
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};

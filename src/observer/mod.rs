@@ -109,7 +109,7 @@
 //! # Ok::<(), qlinear::QuantError>(())
 //! ```
 
-use ndarray::{ArrayBase, Data, Dimension};
+use ndarray::{ArrayBase, ArrayView2, Data, Dimension};
 
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange, Scheme};
@@ -193,6 +193,47 @@ pub trait Observer {
     }
 
     /// Number of finite values observed so far.
+    fn count(&self) -> u64;
+
+    /// Number of non-finite values (NaN, ±∞) skipped so far.
+    fn skipped(&self) -> u64;
+}
+
+/// An [`Observer`] of one range per channel (per output feature of a
+/// weight matrix): the same questions, one answer per channel.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{ChannelObserver, PerChannelMinMaxObserver, QuantRange, Scheme};
+///
+/// fn weight_params(o: &mut impl ChannelObserver) -> Result<Vec<f64>, qlinear::QuantError> {
+///     o.observe_channels(array![[0.5f32, -4.0], [-0.25, 2.0]].view())?;
+///     Ok(o.params(Scheme::Symmetric, QuantRange::INT8_NARROW)?.iter().map(|p| p.scale).collect())
+/// }
+/// assert_eq!(weight_params(&mut PerChannelMinMaxObserver::new())?, vec![0.5 / 127.0, 4.0 / 127.0]);
+/// # Ok::<(), qlinear::QuantError>(())
+/// ```
+pub trait ChannelObserver {
+    /// Records one batch, a 2-D array whose channels run along the
+    /// observer's axis. Errors if its number of channels differs from
+    /// earlier batches'.
+    fn observe_channels(&mut self, w: ArrayView2<'_, f32>) -> Result<(), QuantError>;
+
+    /// The range `[min, max]` of every channel, in channel order.
+    /// [`QuantError::NothingObserved`] until every channel has seen a
+    /// finite value.
+    fn ranges(&self) -> Result<Vec<(f64, f64)>, QuantError>;
+
+    /// One parameter set per channel: [`Scheme::params`] of each channel's
+    /// range, onto `target`.
+    fn params(&self, scheme: Scheme, target: QuantRange) -> Result<Vec<QuantParams>, QuantError> {
+        self.ranges()?
+            .into_iter()
+            .map(|(min, max)| scheme.params(min, max, target))
+            .collect()
+    }
+
+    /// Number of finite values observed so far, over all channels.
     fn count(&self) -> u64;
 
     /// Number of non-finite values (NaN, ±∞) skipped so far.

@@ -1,8 +1,8 @@
 //! One min and max per channel of a weight matrix, equation (32).
 
-use ndarray::{ArrayBase, Axis, Data, Ix2};
+use ndarray::{ArrayBase, ArrayView2, Axis, Data, Ix2};
 
-use super::{check_averaging_constant, BatchStats};
+use super::{check_averaging_constant, BatchStats, ChannelObserver};
 use crate::alloc::try_filled;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange, Scheme};
@@ -182,6 +182,28 @@ impl PerChannelMinMaxObserver {
 
     /// Number of non-finite values (NaN, ±∞) skipped so far.
     pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+impl ChannelObserver for PerChannelMinMaxObserver {
+    fn observe_channels(&mut self, w: ArrayView2<'_, f32>) -> Result<(), QuantError> {
+        self.observe(&w)
+    }
+
+    fn ranges(&self) -> Result<Vec<(f64, f64)>, QuantError> {
+        PerChannelMinMaxObserver::ranges(self)
+    }
+
+    fn params(&self, scheme: Scheme, target: QuantRange) -> Result<Vec<QuantParams>, QuantError> {
+        PerChannelMinMaxObserver::params(self, scheme, target)
+    }
+
+    fn count(&self) -> u64 {
+        self.count
+    }
+
+    fn skipped(&self) -> u64 {
         self.skipped
     }
 }
