@@ -59,6 +59,33 @@ fn single_rounding_takes_multipliers_of_2_pow_30_and_more_exactly() {
     );
 }
 
+/// `M = 2^25`, `z_Y = −2^31`: `y = x·2^25 − 2^31`, so x = 63, 64, 65 give
+/// −2^25 → −128, 0 and 2^25 → 127. A product saturated to `i32` before
+/// the zero point is added (TFLite's i32 arithmetic) gives −1 for 64 and
+/// 65: the output lands at the wrong end of the range.
+#[test]
+fn single_rounding_adds_the_zero_point_to_the_true_product() {
+    let out = QuantParams::new(2f64.powi(-25), i32::MIN).unwrap();
+    let base = QuantizedLinear::from_quantized(array![[1i8]], unit(), Bias::None, unit(), out)
+        .unwrap()
+        .with_requantizer(Requantizer::FixedPoint(Rounding::Single))
+        .unwrap();
+    let x = array![[63i8], [64], [65], [127]];
+    let want = array![[-128i8], [0], [127], [127]];
+    let mut kernels = 0;
+    for name in available_kernels() {
+        let Ok(layer) = base.clone().with_kernel(name) else {
+            continue; // the 7-bit kernel refuses a full-range layer
+        };
+        assert_eq!(layer.kernel_name(), name);
+        assert_eq!(layer.forward(&x).unwrap(), want, "{name}");
+        kernels += 1;
+    }
+    assert!(kernels >= 1);
+    let f64_layer = base.with_requantizer(Requantizer::Float64).unwrap();
+    assert_eq!(f64_layer.forward(&x).unwrap(), want);
+}
+
 #[test]
 fn fixed_point_multiply_is_the_true_product_past_a_shift_of_30() {
     let m = |multiplier, shift| QuantizedMultiplier { multiplier, shift };

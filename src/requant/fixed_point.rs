@@ -190,6 +190,26 @@ pub(crate) fn multiply(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i3
     }
 }
 
+/// [`multiply`] without the final saturation to `i32`, for an output
+/// stage that adds the zero point next: a product beyond `i32` plus a
+/// zero point of the other sign can land back inside the output range,
+/// where a saturated one would land at the wrong end. Single rounding
+/// products are held to `±2^62` (far beyond any `lo − z`, `hi − z`); the
+/// doubling modes never exceed `i32` where the layer uses them.
+#[inline]
+pub(crate) fn multiply_unsaturated(x: i32, m: QuantizedMultiplier, rounding: Rounding) -> i64 {
+    match rounding {
+        Rounding::Single if m.shift > 30 => {
+            let (x, q) = (i128::from(x), i128::from(m.multiplier));
+            shift_round(x * q, 31 - i64::from(m.shift), Tie::Up).clamp(-(1 << 62), 1 << 62) as i64
+        }
+        Rounding::Single => {
+            single_product(x, m.multiplier, (31 - m.shift) as u32, 1 << (30 - m.shift))
+        }
+        Rounding::HalfUp | Rounding::Double => i64::from(multiply(x, m, rounding)),
+    }
+}
+
 /// Saturating rounding doubling high multiply: `(a·b + nudge) / 2^31`,
 /// truncating, with `nudge = 2^30` or `1 − 2^30` by the sign of `a·b`.
 fn srdhm(a: i32, b: i32) -> i32 {
@@ -357,10 +377,16 @@ pub(crate) fn half_up_lane(x: i32, q: i32, pow: i32, right: u32, mask: i32) -> i
 
 /// [`multiply`] with `Single` rounding, for the lanes of
 /// [`MultiplierLanes::Single`].
+#[cfg(test)]
+fn single_lane(x: i32, q: i32, total: u32, round: i64) -> i32 {
+    saturate(single_product(x, q, total, round))
+}
+
+/// `(x·q + round) >> total`, the single rounding of (19) before any
+/// saturation: `|x·q| ≤ 2^62`, so it is exact in `i64`.
 #[inline(always)]
-pub(crate) fn single_lane(x: i32, q: i32, total: u32, round: i64) -> i32 {
-    let v = (i64::from(x) * i64::from(q) + round) >> total;
-    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+pub(crate) fn single_product(x: i32, q: i32, total: u32, round: i64) -> i64 {
+    (i64::from(x) * i64::from(q) + round) >> total
 }
 
 /// [`srdhm`] without its one saturating case, `a = b = i32::MIN` (never

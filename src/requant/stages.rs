@@ -8,7 +8,8 @@
 //! enough for the exact roundings of (22).
 
 use super::fixed_point::{
-    double_lane, half_up_lane, multiply, single_lane, MultiplierLanes, QuantizedMultiplier,
+    double_lane, half_up_lane, multiply_unsaturated, single_product, MultiplierLanes,
+    QuantizedMultiplier,
 };
 use super::round::{
     clamp_f32, clamp_f64, half_away_f64, half_even_f32, half_even_f64, small_i64_to_f64,
@@ -342,8 +343,9 @@ impl ColumnRequant for FixedPointStage {
         // The layer refuses weights whose accumulator could leave i32, so
         // the narrowing is exact.
         let acc = acc.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-        let scaled = multiply(acc, self.multipliers[j], self.rounding);
-        (i64::from(scaled) + self.zero_point).clamp(self.lo, self.hi) as i32
+        // The zero point is added to the exact product, not a saturated one.
+        let scaled = multiply_unsaturated(acc, self.multipliers[j], self.rounding);
+        (scaled + self.zero_point).clamp(self.lo, self.hi) as i32
     }
 
     /// One loop per rounding mode over the column lanes. `z`, `lo` and `hi`
@@ -386,8 +388,14 @@ impl ColumnRequant for FixedPointStage {
                     .iter()
                     .zip(&total[span.clone()])
                     .zip(&round[span]);
+                // The product can leave i32 (up to 2^61): clamped to
+                // [lo − z, hi − z] in i64, then z added, as the exact
+                // clamp(product + z) is.
+                let z = self.zero_point;
+                let (lo, hi) = (self.lo - z, self.hi - z);
                 for ((o, &x), ((&q, &t), &r)) in out.iter_mut().zip(accs).zip(columns) {
-                    *o = finish(single_lane(x, q, t, r));
+                    let v = single_product(x, q, t, r).clamp(lo, hi) + z;
+                    *o = T::from_i32_clamped(v as i32);
                 }
             }
         }
