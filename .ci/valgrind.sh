@@ -10,7 +10,10 @@
 # Exits non-zero on any valgrind error, any test failure, or a crash
 # (e.g. SIGILL). Valgrind 3.19 emulates AVX2 but not AVX-512 or AVX-VNNI
 # and hides their CPUID bits, so under it the crate lists only the kernels
-# it can run; the script prints which ones were covered.
+# it can run; the script prints which ones were covered. Valgrind's emulated
+# CPU also reports its own cache sizes, from which the crate sizes its row
+# blocks: the tests pick their shapes from what the crate reports at run
+# time, and print the blocks and thread splits they reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

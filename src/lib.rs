@@ -63,7 +63,7 @@ pub use activation::FusedActivation;
 pub use dynamic::{DynamicActivations, DynamicLinear, Granularity};
 pub use elem::{ElemKind, QuantElem};
 pub use error::QuantError;
-pub use gemm::{available_kernels, kernel_name, KERNEL_ENV};
+pub use gemm::{available_kernels, forced_kernel, kernel_name, KERNEL_ENV};
 pub use linear::{Bias, F32Bias, LinearBuilder, QuantizedLinear};
 pub use metrics::{max_abs_error, sqnr_db};
 pub use observer::{

@@ -13,6 +13,12 @@
 //! * inside rayon pools of 1 to 4 threads, split by rows and by weight
 //!   panels (`threads_*`).
 //!
+//! Shapes meant to reach a path of the driver (a second row block, a depth
+//! cut into runs, a thread split) are chosen from what the crate reports
+//! for this host (`qlinear::gemm::__introspect`: block sizes from its L2
+//! size, its split decisions), and each such test asserts that every
+//! kernel reached the path.
+//!
 //! Outputs are scaled from the exact accumulators so that they are spread
 //! over the output type; each case asserts that enough of them lie strictly
 //! inside the clamp for the comparison to mean something.
@@ -23,6 +29,9 @@
 mod support;
 
 use ndarray::{s, Array2, ArrayBase, ArrayView2, Data, Ix2, ShapeBuilder};
+use qlinear::gemm::__introspect::all_kernels;
+#[cfg(feature = "parallel")]
+use qlinear::gemm::__introspect::{l2_bytes, Plan};
 use qlinear::{
     available_kernels, ElemKind, QuantElem, QuantError, QuantRange, QuantizedLinear, Requantizer,
     Rounding,
@@ -103,11 +112,16 @@ fn check_problem<T: QuantElem + PartialEq>(
 
 // ------------------------------------------------------------------ table
 
+/// The kernels under test are those the crate lists, each with the
+/// geometry the crate reports for it; the 7-bit kernel refuses full-range
+/// layers, and every kernel takes 7-bit ones.
 #[test]
 fn kernel_table_matches_this_cpu() {
     let all = kernels();
     let names = names(&all);
-    assert_eq!(names, available_kernels(), "fastest first, all known");
+    assert_eq!(names, available_kernels(), "fastest first");
+    let compiled: Vec<&str> = all_kernels().iter().map(|k| k.name).collect();
+    assert!(names.iter().all(|n| compiled.contains(n)), "{compiled:?}");
     assert!(names.contains(&"portable-i8i8i32"));
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
@@ -147,7 +161,8 @@ fn values_outside_the_declared_range_are_refused() {
             range,
             ..Config::plain(range.qmin)
         };
-        // The second shape is large enough to be split across threads.
+        // The second shape is long enough for the slower kernels to split
+        // across threads; the check comes before any split.
         for (m, p, n) in [(5, 9, 17), (64, 128, 160)] {
             let xi =
                 Array2::from_shape_simple_fn((m, p), || value(&mut rng, range.qmin, range.qmax));
@@ -290,8 +305,8 @@ fn grid(kernels: &[Spec], ps: &[usize], seed: u64) {
     if kernels.is_empty() {
         return;
     }
-    let reduced = kernels[0].reduced;
-    assert!(kernels.iter().all(|k| k.reduced == reduced));
+    let reduced = kernels[0].reduced();
+    assert!(kernels.iter().all(|k| k.reduced() == reduced));
     let max_m = kernels.iter().map(|k| k.mr + 1).max().unwrap();
     let max_n = kernels.iter().map(|k| k.nr + 1).max().unwrap();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -356,27 +371,44 @@ fn grid_reduced_range() {
 
 // ------------------------------------------------------------- row blocks
 
-/// Rows of packed activations are taken in blocks of 192 KiB: with
-/// p = 24 577 a block is 4 (int8-domain kernels), 8 (AVX-512 VNNI, 7-bit)
-/// or 12 (AVX-VNNI) rows, so 13 rows cross one to three block boundaries,
-/// the last block ending in a partial tile; 33 columns make two or three
-/// panels. One 7-bit problem serves every kernel.
-#[test]
-fn row_blocks() {
-    // Kernels with tall tiles (AMX: 32 rows) get their own, shallower
-    // problem with more rows.
-    let (short, tall): (Vec<Spec>, Vec<Spec>) = kernels().into_iter().partition(|k| k.mr <= 12);
-    row_blocks_case(&short, (13, 24_577, 33));
-    row_blocks_case(&tall, (70, 6_150, 33));
+/// The fewest rows that pass the first row block of every kernel in
+/// `kernels` for inner dimension `p`, as the crate sizes blocks on this
+/// host (from its L2 cache), preferring a count that ends each kernel's
+/// last block in a partial tile.
+fn rows_past_a_block(kernels: &[Spec], p: usize) -> usize {
+    let most = kernels.iter().map(|k| k.block_rows(p)).max().unwrap();
+    let first = most + 1;
+    (first..first + 64)
+        .find(|m| kernels.iter().all(|k| m % k.mr != 0))
+        .unwrap_or(first)
 }
 
-fn row_blocks_case(all: &[Spec], (m, p, n): (usize, usize, usize)) {
-    if all.is_empty() {
-        return;
+/// Asserts that `m` rows of depth `p` are at least two row blocks for every
+/// kernel of `kernels`, and says how many.
+fn assert_crosses_a_block(kernels: &[Spec], m: usize, p: usize, ctx: &str) {
+    for k in kernels {
+        let rows = k.block_rows(p);
+        assert!(m > rows, "{ctx}: {}: {m} rows are one block", k.name);
+        eprintln!(
+            "{ctx}: {}: blocks of {rows} rows, {m} rows = {} blocks, last tile {} rows",
+            k.name,
+            m.div_ceil(rows),
+            (m - 1) % k.mr + 1,
+        );
     }
-    for k in all {
-        assert!(k.block_rows(p) < m, "{}: one block only", k.name);
-    }
+}
+
+/// Rows of packed activations are taken in blocks sized from the L2 cache
+/// (`driver::block_rows`, read through the crate): at p = 6 150, just
+/// enough rows to pass every kernel's first block boundary, the last block
+/// ending in a partial tile where the tiles allow; 33 columns make two or
+/// three panels. One 7-bit problem serves every kernel.
+#[test]
+fn row_blocks() {
+    let all = kernels();
+    let (p, n) = (6_150, 33);
+    let m = rows_past_a_block(&all, p);
+    assert_crosses_a_block(&all, m, p, "row blocks");
     let mut rng = StdRng::seed_from_u64(21);
     let range = QuantRange::new(-128, -1).unwrap();
     let x: Array2<i8> = random_x(&mut rng, m, p, range);
@@ -391,7 +423,7 @@ fn row_blocks_case(all: &[Spec], (m, p, n): (usize, usize, usize)) {
     };
     let w = random_w(&mut rng, p, n);
     let mut problem = Problem::new(&mut rng, config, w, &x);
-    check_problem(all, &mut problem, &x, |_| vec![m], "row blocks");
+    check_problem(&all, &mut problem, &x, |_| vec![m], "row blocks");
 }
 
 // ------------------------------------------------------- gemmlowp's shapes
@@ -912,7 +944,7 @@ fn zero_points_near_i32_limits() {
                         let ks: Vec<Spec> = kernels
                             .iter()
                             .copied()
-                            .filter(|k| !k.reduced || range.qmax - range.qmin < 128)
+                            .filter(|k| k.accepts(range))
                             .collect();
                         let ctx = format!("i32-limit zero points p={p} zx={zx} zw={zw}");
                         let w = random_w(&mut rng, p, n);
@@ -982,8 +1014,10 @@ fn limit_case<T: QuantElem + PartialEq>(
 /// Inner dimensions at and past each kernel's `MAX_DEPTH`, where the driver
 /// sums runs of `MAX_DEPTH` in `i64`. Rows of −128 and 127 against a column
 /// of −128 make the product sum leave `i32` in every kernel's domain (x
-/// stored as x, x + 128 or x + 64) unless the depth is split.
-fn long_depth(kernels: &[Spec], seed: u64) {
+/// stored as x, x + 128 or x + 64) unless the depth is split. Returns the
+/// kernels that split some depth into runs (`Spec::splits_depth`).
+fn long_depth(kernels: &[Spec], seed: u64) -> Vec<&'static str> {
+    let mut split = Vec::new();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut depths: Vec<usize> = kernels.iter().map(|k| k.max_depth).collect();
     depths.sort_unstable();
@@ -994,8 +1028,8 @@ fn long_depth(kernels: &[Spec], seed: u64) {
             .copied()
             .filter(|k| k.max_depth == max_depth)
             .collect();
-        let reduced = group[0].reduced;
-        assert!(group.iter().all(|k| k.reduced == reduced));
+        let reduced = group[0].reduced();
+        assert!(group.iter().all(|k| k.reduced() == reduced));
         let range = if reduced {
             QuantRange::INT8_REDUCED
         } else {
@@ -1027,11 +1061,7 @@ fn long_depth(kernels: &[Spec], seed: u64) {
             // The case must need the split: some |Σ x'·w| exceeds i32.
             let shifts: Vec<i64> = group
                 .iter()
-                .map(|k| match (k.reduced, k.a_bytes) {
-                    (true, _) => -i64::from(range.qmin),
-                    (false, 1) => 128,
-                    _ => 0,
-                })
+                .map(|k| i64::from(k.shift(ElemKind::Int8, range)))
                 .collect();
             for shift in shifts {
                 let worst = (0..m)
@@ -1059,8 +1089,15 @@ fn long_depth(kernels: &[Spec], seed: u64) {
             let mut problem = Problem::new(&mut rng, config, w, &x);
             let ctx = format!("depth p={p} (MAX_DEPTH {max_depth})");
             check_problem(&group, &mut problem, &x, |_| vec![m, 1], &ctx);
+            for k in &group {
+                assert_eq!(k.splits_depth(p), p > max_depth, "{ctx}: {}", k.name);
+                if k.splits_depth(p) {
+                    split.push(k.name);
+                }
+            }
         }
     }
+    split
 }
 
 /// Layers whose accumulator bound (12) is just within `i32`, where the
@@ -1113,46 +1150,75 @@ fn accumulators_at_the_i32_edge() {
 
 #[test]
 fn depth_past_max_depth() {
-    long_depth(&kernels(), 71);
+    let split = long_depth(&kernels(), 71);
+    for k in kernels() {
+        assert!(
+            split.contains(&k.name),
+            "{}: no depth past MAX_DEPTH",
+            k.name
+        );
+    }
 }
 
 // ---------------------------------------------------------------- threads
 
-/// The same product inside pools of 1 to 4 threads: bit-identical, and
-/// equal to the oracle. `split` says which split `driver::run_parallel`
-/// must take for every thread count above 1.
+/// A thread split a test is after, as the driver's [`Plan`] (read from the
+/// crate) names it.
 #[cfg(feature = "parallel")]
-fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: &str, seed: u64) {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    /// By rows, the weights in L2: each row task streams every panel.
+    Rows,
+    /// By rows, each row task cut again into panel tasks: weights beyond L2.
+    RowsBeyondL2,
+    /// By weight panels, the rows packed once.
+    Panels,
+    /// Rows or panels, depending on MR and the thread count.
+    Mixed,
+}
+
+#[cfg(feature = "parallel")]
+impl Split {
+    fn takes(self, plan: Plan) -> bool {
+        match (self, plan) {
+            (_, Plan::OneThread) => false,
+            (Split::Rows, Plan::Rows { panel_tasks, .. }) => panel_tasks == 1,
+            (Split::RowsBeyondL2, Plan::Rows { panel_tasks, .. }) => panel_tasks > 1,
+            (Split::Panels, Plan::Panels { .. }) | (Split::Mixed, _) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the driver splits an m×p×n product on `k` this way in every
+    /// pool of 2 to 4 threads.
+    fn on(self, k: &Spec, (m, p, n): (usize, usize, usize)) -> bool {
+        (2..=4).all(|t| self.takes(k.plan(m, p, n, t)))
+    }
+}
+
+/// The same product inside pools of 1 to 4 threads: bit-identical, and
+/// equal to the oracle. Each kernel must be split as `split` says in every
+/// pool of more than one thread, and not in a pool of one.
+#[cfg(feature = "parallel")]
+fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: Split, seed: u64) {
     if kernels.is_empty() {
         return;
     }
     let (m, p, n) = shape;
-    let reduced = kernels[0].reduced;
+    let reduced = kernels[0].reduced();
     let (range, kind) = if reduced {
         (QuantRange::INT8_REDUCED, ElemKind::Int8)
     } else {
         (QuantRange::INT8, ElemKind::Int8)
     };
     for k in kernels {
-        assert!(k.splits(m, p, n), "{}: too short to split", k.name);
-        let row_groups = m.div_ceil(k.mr);
-        for t in 2..=4 {
-            match split {
-                "rows" => assert!(
-                    row_groups >= 2 * t,
-                    "{}: t={t} would split by panels",
-                    k.name
-                ),
-                // Fewer row groups than threads: by panels whatever the
-                // weights' size (from t to 2t − 1 groups, it depends on L2).
-                "panels" => assert!(
-                    row_groups < t && n.div_ceil(k.nr) >= t,
-                    "{}: t={t} would not split by panels",
-                    k.name
-                ),
-                _ => {}
-            }
-        }
+        let plans: Vec<Plan> = (1..=4).map(|t| k.plan(m, p, n, t)).collect();
+        assert_eq!(plans[0], Plan::OneThread, "{}: split on one thread", k.name);
+        assert!(
+            split.on(k, shape),
+            "{} {m}x{p}x{n}: not a {split:?} split: {plans:?}",
+            k.name
+        );
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let x: Array2<i8> = random_x(&mut rng, m, p, range);
@@ -1171,7 +1237,7 @@ fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: &str, see
     };
     let w = random_w(&mut rng, p, n);
     let mut problem = Problem::new(&mut rng, config, w, &x);
-    let ctx = format!("threads {m}x{p}x{n} ({split})");
+    let ctx = format!("threads {m}x{p}x{n} ({split:?})");
     let base = build_or_fall_back(&mut problem, &ctx);
     let oracle = base.forward_reference(&x).unwrap();
     let exact = problem.acc.clone();
@@ -1212,86 +1278,77 @@ fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: &str, see
 }
 
 /// Shapes long enough to split: ragged ones for every build (the later
-/// ones long enough for the fastest kernels too, see `Spec::splits`), and
-/// the round ones of the issue in release.
+/// ones long enough for the fastest kernels too), and the round ones of
+/// the issue in release.
 #[cfg(feature = "parallel")]
-fn thread_shapes(split: &str) -> Vec<(usize, usize, usize)> {
+fn thread_shapes(split: Split) -> Vec<(usize, usize, usize)> {
     let mut shapes = match split {
-        "rows" => vec![(65, 129, 131), (257, 67, 61), (257, 260, 150)],
-        "panels" => vec![(2, 1027, 1009)],
+        Split::Rows => vec![(65, 129, 131), (257, 67, 61), (257, 260, 150)],
+        Split::Panels => vec![(2, 1027, 1009)],
         // On AMX, 30 rows are one row group, cut into row tasks of 10–15.
         _ => vec![(24, 512, 129), (96, 700, 150), (30, 600, 600)],
     };
     if !cfg!(debug_assertions) {
         shapes.push(match split {
-            "rows" => (64, 512, 512),
-            "panels" => (2, 4096, 1024),
+            Split::Rows => (64, 512, 512),
+            Split::Panels => (2, 4096, 1024),
             _ => (67, 509, 515),
         });
     }
     shapes
 }
 
-/// `threads_case` on every shape of `split`, each with the kernels that
-/// split it (`Spec::splits`) and that `takes`; every kernel must have run
-/// on some shape. Seeds: `seed + i` for full-range kernels on the i-th
-/// shape, `seed + 10 + i` for the 7-bit one.
+/// `threads_case` on every shape of `split`, each with the kernels that the
+/// driver splits that way on it; every kernel must have run on some shape.
+/// Seeds: `seed + i` for full-range kernels on the i-th shape, `seed + 10
+/// + i` for the 7-bit one.
 #[cfg(feature = "parallel")]
-fn split_cases(split: &str, seed: u64, takes: impl Fn(&Spec, usize) -> bool) {
+fn split_cases(split: Split, seed: u64) {
     let mut covered = std::collections::HashSet::new();
-    for (i, (m, p, n)) in thread_shapes(split).into_iter().enumerate() {
+    for (i, shape) in thread_shapes(split).into_iter().enumerate() {
         let pick = |ks: Vec<Spec>| -> Vec<Spec> {
-            ks.into_iter()
-                .filter(|k| k.splits(m, p, n) && takes(k, m))
-                .collect()
+            ks.into_iter().filter(|k| split.on(k, shape)).collect()
         };
         let (full, reduced) = (pick(full_range_kernels()), pick(reduced_kernels()));
         covered.extend(full.iter().chain(&reduced).map(|k| k.name));
-        threads_case(&full, (m, p, n), split, seed + i as u64);
-        threads_case(&reduced, (m, p, n), split, seed + 10 + i as u64);
+        threads_case(&full, shape, split, seed + i as u64);
+        threads_case(&reduced, shape, split, seed + 10 + i as u64);
     }
     for k in kernels() {
-        assert!(covered.contains(k.name), "{}: no {split} shape", k.name);
+        assert!(covered.contains(k.name), "{}: no {split:?} shape", k.name);
     }
 }
 
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_row_split() {
-    // Kernels with tall tiles (AMX: 32 rows) need more rows to split by
-    // rows on 4 threads.
-    split_cases("rows", 80, |k, m| m.div_ceil(k.mr) >= 8);
+    split_cases(Split::Rows, 80);
 }
 
-/// Weights of 4.2 MiB, past any x86 core's L2 today: each row task is
-/// split again into panel tasks (`driver::run_parallel`). Release only,
-/// for the oracle's sake (1.1·10^9 multiply-adds).
+/// Weights just past a core's L2 (as the crate reads its size): each row
+/// task is split again into panel tasks. Release only, for the oracle's
+/// sake.
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_row_split_beyond_l2() {
     if cfg!(debug_assertions) {
         return;
     }
-    let shape: (usize, usize, usize) = (256, 2048, 2080);
-    let splits_by_rows =
-        |k: &Spec| k.splits(shape.0, shape.1, shape.2) && shape.0.div_ceil(k.mr) >= 8;
-    let full: Vec<Spec> = full_range_kernels()
-        .into_iter()
-        .filter(splits_by_rows)
-        .collect();
-    let reduced: Vec<Spec> = reduced_kernels()
-        .into_iter()
-        .filter(splits_by_rows)
-        .collect();
-    assert_eq!(full.len() + reduced.len(), kernels().len());
-    threads_case(&full, shape, "rows", 140);
-    threads_case(&reduced, shape, "rows", 141);
+    let (m, p) = (256, 2048);
+    let n = l2_bytes() / p + 33;
+    let shape = (m, p, n);
+    eprintln!("beyond L2: {m}x{p}x{n}, L2 {} KiB", l2_bytes() / 1024);
+    for k in kernels() {
+        assert!(Split::RowsBeyondL2.on(&k, shape), "{}: {shape:?}", k.name);
+    }
+    threads_case(&full_range_kernels(), shape, Split::RowsBeyondL2, 140);
+    threads_case(&reduced_kernels(), shape, Split::RowsBeyondL2, 141);
 }
 
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_panel_split() {
-    split_cases("panels", 101, |_, _| true);
+    split_cases(Split::Panels, 101);
 }
 
 /// 24, 30 and 96 rows: depending on MR and the thread count, rows or
@@ -1299,7 +1356,7 @@ fn threads_panel_split() {
 #[cfg(feature = "parallel")]
 #[test]
 fn threads_mixed_split() {
-    split_cases("mixed", 120, |_, _| true);
+    split_cases(Split::Mixed, 120);
 }
 
 // ---------------------------------------------------------------- memcheck
@@ -1441,23 +1498,24 @@ fn memcheck_depth_split() {
         }
         for k in ks {
             let p = k.max_depth + k.kg + 1;
+            assert!(k.splits_depth(p), "{}: p={p} is one run", k.name);
             let ctx = format!("memcheck depth {}", k.name);
             memcheck_case(&mut rng, &[k], (kind, range), (2, p, 2), &[2, 1], &ctx);
         }
     }
 }
 
-/// Row blocks: 13 rows of p = 24 577 are 2 to 4 blocks for every kernel.
+/// Row blocks: at p = 24 577, just enough rows to pass every kernel's
+/// first block (a few rows: under valgrind the crate reads the L2 size of
+/// valgrind's emulated CPU, and sizes its blocks from that).
 #[cfg_attr(debug_assertions, ignore = "small version for .ci/valgrind.sh")]
 #[test]
 fn memcheck_row_blocks() {
     let mut rng = StdRng::seed_from_u64(204);
-    let (m, p, n) = (13, 24_577, 17);
-    // Tall-tile kernels (AMX) are not run by valgrind; `row_blocks` covers them.
-    let all: Vec<Spec> = kernels().into_iter().filter(|k| k.mr <= 12).collect();
-    for k in &all {
-        assert!(k.block_rows(p) < m);
-    }
+    let all = kernels();
+    let (p, n) = (24_577, 17);
+    let m = rows_past_a_block(&all, p);
+    assert_crosses_a_block(&all, m, p, "memcheck row blocks");
     let range = (ElemKind::Int8, QuantRange::new(-128, -1).unwrap());
     memcheck_case(
         &mut rng,
@@ -1469,7 +1527,9 @@ fn memcheck_row_blocks() {
     );
 }
 
-/// Both thread splits, in a pool of 2 threads.
+/// Both thread splits, in a pool of 2 threads: each kernel on the first
+/// shape the driver splits as asked (the first ones for the kernels
+/// valgrind runs, the later ones for the faster kernels of native runs).
 #[cfg(feature = "parallel")]
 #[cfg_attr(debug_assertions, ignore = "small version for .ci/valgrind.sh")]
 #[test]
@@ -1478,25 +1538,38 @@ fn memcheck_threads() {
         .num_threads(2)
         .build()
         .unwrap();
+    let cases = [
+        (
+            Split::Rows,
+            vec![(36, 128, 240), (64, 256, 240), (96, 512, 240)],
+        ),
+        (Split::Panels, vec![(2, 1025, 513), (2, 1025, 1025)]),
+    ];
     let mut rng = StdRng::seed_from_u64(205);
     for (ks, kind, range) in memcheck_families() {
-        // Rows (≥ 4 row groups for MR ≤ 8), then panels (1 row group),
-        // long enough to split with every kernel valgrind can run.
-        for (m, p, n) in [(36, 128, 240), (2, 1025, 513)] {
-            for k in &ks {
-                let emulated = !k.name.contains("vnni") && !k.name.contains("amx");
-                assert!(!emulated || k.splits(m, p, n), "{}: no split", k.name);
+        for (split, shapes) in &cases {
+            let mut left = ks.clone();
+            for &(m, p, n) in shapes {
+                let (now, later): (Vec<Spec>, Vec<Spec>) = left
+                    .into_iter()
+                    .partition(|k| split.takes(k.plan(m, p, n, 2)));
+                left = later;
+                if now.is_empty() {
+                    continue;
+                }
+                eprintln!("memcheck threads {split:?} {m}x{p}x{n}: {:?}", names(&now));
+                pool.install(|| {
+                    memcheck_case(
+                        &mut rng,
+                        &now,
+                        (kind, range),
+                        (m, p, n),
+                        &[m],
+                        "memcheck threads",
+                    )
+                });
             }
-            pool.install(|| {
-                memcheck_case(
-                    &mut rng,
-                    &ks,
-                    (kind, range),
-                    (m, p, n),
-                    &[m],
-                    "memcheck threads",
-                )
-            });
+            assert!(left.is_empty(), "no {split:?} shape for {:?}", names(&left));
         }
     }
 }

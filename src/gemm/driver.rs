@@ -23,7 +23,9 @@ use super::aligned::LineAligned;
 use super::cache;
 use super::kernel::Kernel;
 use super::pack::{PackedRows, PackedWeights, Rows};
-use crate::alloc::{try_filled, try_with_capacity};
+use crate::alloc::try_filled;
+#[cfg(feature = "parallel")]
+use crate::alloc::try_with_capacity;
 use crate::error::QuantError;
 
 /// Size of a block of packed activations: 3/8 of the core's L2, so that
@@ -33,6 +35,14 @@ use crate::error::QuantError;
 /// than 192 KiB at 256×2048×2048 and level (±2 %) on the other shapes.
 fn a_block_bytes() -> usize {
     (cache::l2_bytes() / 8 * 3).clamp(128 * 1024, 1024 * 1024)
+}
+
+/// Rows of packed activations per block for inner dimension `kp`: as many
+/// as fit in [`a_block_bytes`], in whole row groups, at least one.
+pub(crate) fn block_rows<K: Kernel>(kp: usize) -> usize {
+    (a_block_bytes() / (kp.max(1) * std::mem::size_of::<K::A>()))
+        .max(K::MR)
+        .next_multiple_of(K::MR)
 }
 
 /// Largest tile any kernel produces (`MR·NR`).
@@ -114,14 +124,59 @@ pub(crate) fn run<K, O, E, P>(
     }
     #[cfg(feature = "parallel")]
     {
-        let threads = rayon::current_num_threads();
-        if is_parallel::<K>(m, n, w.kp(), threads) {
-            return run_parallel(kernel, w, pack, (m, with_row_sums), epilogue, out, threads);
+        let plan = plan::<K>(m, n, w.kp(), rayon::current_num_threads());
+        if plan != Plan::OneThread {
+            return run_parallel(kernel, w, pack, (m, with_row_sums), epilogue, out, plan);
         }
     }
     let a = PackedRows::<K>::packed(0..m, w.kp(), with_row_sums, pack);
     let panels = 0..w.panels();
     kernel.compute(w, &a.rows(), 0..m, panels, epilogue, out, (0, 0, n));
+}
+
+/// How `run` shares out a product: the one decision behind every split,
+/// so that what the tests read (`gemm::__introspect`) is what runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// All of it on the calling thread.
+    OneThread,
+    /// Tasks of `rows_per_task` rows (the last one shorter), each of which
+    /// packs its rows and streams the panels past them, in `panel_tasks`
+    /// tasks of consecutive panels (more than one only when the weights
+    /// do not fit in L2).
+    Rows {
+        /// Rows per task.
+        rows_per_task: usize,
+        /// Panel tasks per row task.
+        panel_tasks: usize,
+    },
+    /// All rows packed once, then `tasks` tasks of consecutive panels.
+    Panels {
+        /// Tasks asked for (fewer when there are fewer panels).
+        tasks: usize,
+    },
+}
+
+/// The split [`run`] takes for an m×n product of inner dimension `kp`
+/// (padded to the kernel's k-group) on a pool of `threads`: see
+/// [`is_parallel`] and [`rows_per_task`].
+pub(crate) fn plan<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> Plan {
+    #[cfg(feature = "parallel")]
+    if m > 0 && n > 0 && is_parallel::<K>(m, n, kp, threads) {
+        return match rows_per_task::<K>(m, n, kp, threads) {
+            Some(rows_per_task) => Plan::Rows {
+                rows_per_task,
+                panel_tasks: if weights_fit_l2::<K>(n, kp) {
+                    1
+                } else {
+                    PANEL_TASKS_PER_ROW_TASK
+                },
+            },
+            None => Plan::Panels { tasks: threads },
+        };
+    }
+    let _ = (m, n, kp, threads);
+    Plan::OneThread
 }
 
 #[cfg(feature = "parallel")]
@@ -132,7 +187,7 @@ fn run_parallel<K, O, E, P>(
     (m, with_row_sums): (usize, bool),
     epilogue: &E,
     out: &mut [O],
-    threads: usize,
+    plan: Plan,
 ) where
     K: Kernel,
     O: Copy + Default + Send,
@@ -141,16 +196,15 @@ fn run_parallel<K, O, E, P>(
 {
     use rayon::prelude::*;
     let (n, kp) = (w.n(), w.kp());
-    if let Some(rows_per_task) = rows_per_task::<K>(m, n, kp, threads) {
+    if let Plan::Rows {
+        rows_per_task,
+        panel_tasks,
+    } = plan
+    {
         // Split by rows: whole row groups per task. Each task packs its
         // own rows first, so the core that reads them also wrote them.
         // With weights beyond L2, a task's panels are split too (see
         // `rows_per_task`).
-        let panel_tasks = if weights_fit_l2::<K>(n, kp) {
-            1
-        } else {
-            PANEL_TASKS_PER_ROW_TASK
-        };
         out.par_chunks_mut(rows_per_task * n)
             .with_max_len(1)
             .enumerate()
@@ -173,11 +227,11 @@ fn run_parallel<K, O, E, P>(
                     by_panels(kernel, w, &a.rows(), rows, panel_tasks, epilogue, task_out);
                 }
             });
-    } else {
+    } else if let Plan::Panels { tasks } = plan {
         // Split by weight panels; each task fills its own columns from
         // every row, packed once up front.
         let a = PackedRows::<K>::packed(0..m, kp, with_row_sums, pack);
-        by_panels(kernel, w, &a.rows(), 0..m, threads, epilogue, out);
+        by_panels(kernel, w, &a.rows(), 0..m, tasks, epilogue, out);
     }
 }
 
@@ -365,9 +419,7 @@ pub(crate) fn compute<K, O, E>(
     E: Epilogue<O>,
 {
     let (kp, n, nr, mr) = (w.kp(), w.n(), K::NR, K::MR);
-    let block_rows = (a_block_bytes() / (kp.max(1) * std::mem::size_of::<K::A>()))
-        .max(mr)
-        .next_multiple_of(mr);
+    let block_rows = block_rows::<K>(kp);
     // On a cache line: AMX stores a tile's sums as 64-byte rows, and rows
     // split across two lines measured 2–8 % slower.
     let mut dots32 = LineAligned([0i32; MAX_TILE]);
@@ -448,8 +500,7 @@ mod tests {
     use crate::gemm::Portable;
 
     /// The split decision on the calls `is_parallel`'s measurements name,
-    /// and on the thread tests' shapes (`tests/kernels/support.rs`
-    /// mirrors the rule to pick them). Arguments are (m, n, kp).
+    /// and on the thread tests' shapes. Arguments are (m, n, kp).
     #[cfg(all(feature = "parallel", target_arch = "x86_64"))]
     #[test]
     fn short_calls_stay_on_one_thread() {

@@ -1,4 +1,5 @@
-//! Helpers for `tests/kernels.rs`: the kernel table, data generation, an
+//! Helpers for `tests/kernels.rs`: the kernels under test (as the crate
+//! describes them), data generation, an
 //! accumulator computed here (independently of the crate), layer building
 //! and the comparison against the oracle `forward_reference`.
 #![allow(dead_code)]
@@ -6,6 +7,7 @@
 use std::fmt::Debug;
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
+use qlinear::gemm::__introspect::geometry;
 use qlinear::{
     available_kernels, Bias, ElemKind, QuantElem, QuantError, QuantParams, QuantRange,
     QuantizedLinear, Requantizer, WeightParams,
@@ -13,154 +15,32 @@ use qlinear::{
 use rand::rngs::StdRng;
 use rand::RngExt;
 
-/// What these tests know about a kernel, read from `src/gemm` (the `Kernel`
-/// impls, `max_depth`, and the driver's `A_BLOCK_BYTES`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Spec {
-    pub name: &'static str,
-    /// Rows per tile.
-    pub mr: usize,
-    /// Columns per tile and per packed weight panel.
-    pub nr: usize,
-    /// k-group: the inner dimension is padded to a multiple of it.
-    pub kg: usize,
-    /// Longest run summed in `i32` before the driver splits the depth.
-    pub max_depth: usize,
-    /// Bytes per packed activation (`i16` for the int8 domain, `u8` else).
-    pub a_bytes: usize,
-    /// The 7-bit kernel: only for declared input ranges of ≤ 128 values.
-    pub reduced: bool,
-    /// `Kernel::MACS_PER_NS`: the driver's estimate of its speed.
-    pub macs_per_ns: usize,
-}
+/// What the crate knows of a kernel: tile, k-group, `MAX_DEPTH`, and the
+/// row blocks and thread splits its driver takes on this host. Read from
+/// the crate, so that shapes are chosen to reach each path as the crate is
+/// tuned now.
+pub use qlinear::gemm::__introspect::KernelGeometry as Spec;
 
-/// `A_BLOCK_BYTES` of `src/gemm/driver.rs`.
-pub const A_BLOCK_BYTES: usize = 192 * 1024;
-
-/// `PARALLEL_MIN_MACS` of `src/gemm/driver.rs`.
-pub const PARALLEL_MIN_MACS: usize = 1 << 20;
-
-/// `PARALLEL_MIN_NS` of `src/gemm/driver.rs`.
-pub const PARALLEL_MIN_NS: usize = 16_000;
-
-/// `WEIGHT_BYTES_PER_NS` of `src/gemm/driver.rs`.
-pub const WEIGHT_BYTES_PER_NS: usize = 64;
-
-/// `max_depth` of `src/gemm/kernel.rs`, recomputed here.
-const fn max_depth(max_abs_a: usize, max_abs_b: usize, kg: usize) -> usize {
-    let depth = (i32::MAX as usize) / (max_abs_a * max_abs_b);
-    depth - depth % kg
-}
-
-pub const SPECS: [Spec; 6] = [
-    Spec {
-        name: "x86_64-u8i8i32-amx",
-        mr: 32,
-        nr: 32,
-        kg: 4,
-        max_depth: max_depth(255, 128, 4),
-        a_bytes: 1,
-        reduced: false,
-        macs_per_ns: 600,
-    },
-    Spec {
-        name: "x86_64-u8i8i32-avx512vnni",
-        mr: 8,
-        nr: 32,
-        kg: 4,
-        max_depth: max_depth(255, 128, 4),
-        a_bytes: 1,
-        reduced: false,
-        macs_per_ns: 180,
-    },
-    Spec {
-        name: "x86_64-u8i8i32-avxvnni",
-        mr: 6,
-        nr: 16,
-        kg: 4,
-        max_depth: max_depth(255, 128, 4),
-        a_bytes: 1,
-        reduced: false,
-        macs_per_ns: 100,
-    },
-    Spec {
-        name: "x86_64-u7i8i32-avx2",
-        mr: 4,
-        nr: 16,
-        kg: 4,
-        max_depth: max_depth(127, 128, 4),
-        a_bytes: 1,
-        reduced: true,
-        macs_per_ns: 60,
-    },
-    Spec {
-        name: "x86_64-i8i8i32-avx2",
-        mr: 6,
-        nr: 16,
-        kg: 2,
-        max_depth: max_depth(128, 128, 2),
-        a_bytes: 2,
-        reduced: false,
-        macs_per_ns: 40,
-    },
-    Spec {
-        name: "portable-i8i8i32",
-        mr: 4,
-        nr: 16,
-        kg: 1,
-        max_depth: max_depth(128, 128, 1),
-        a_bytes: 2,
-        reduced: false,
-        macs_per_ns: 4,
-    },
-];
-
-impl Spec {
-    /// Whether `driver::is_parallel` splits an m×p×n product with this
-    /// kernel (on more than one thread).
-    pub fn splits(&self, m: usize, p: usize, n: usize) -> bool {
-        let kp = p.div_ceil(self.kg) * self.kg;
-        let macs = m * n * kp;
-        let arithmetic_ns = macs / self.macs_per_ns;
-        let streaming_ns = n * kp / WEIGHT_BYTES_PER_NS;
-        macs >= PARALLEL_MIN_MACS && arithmetic_ns.max(streaming_ns) >= PARALLEL_MIN_NS
-    }
-
-    /// Rows of packed activations per row block for inner dimension `p`,
-    /// as `driver::compute` derives it.
-    pub fn block_rows(&self, p: usize) -> usize {
-        let kp = p.div_ceil(self.kg) * self.kg;
-        (A_BLOCK_BYTES / (kp.max(1) * self.a_bytes))
-            .max(self.mr)
-            .next_multiple_of(self.mr)
-    }
-}
-
-/// Every kernel this CPU runs, as the crate lists it. Fails if the crate
-/// lists a kernel these tests do not know (it would go untested).
+/// Every kernel this CPU runs, as the crate lists it, fastest first.
 pub fn kernels() -> Vec<Spec> {
-    let names = available_kernels();
-    for name in &names {
-        assert!(
-            SPECS.iter().any(|s| s.name == *name),
-            "kernel {name} is not in the test table: add it to SPECS"
-        );
-    }
-    SPECS
-        .iter()
-        .copied()
-        .filter(|s| names.contains(&s.name))
+    available_kernels()
+        .into_iter()
+        .map(|name| {
+            let spec = geometry(name).unwrap_or_else(|| panic!("{name}: no geometry"));
+            assert_eq!(spec.name, name);
+            spec
+        })
         .collect()
 }
 
 /// Kernels exact for full-range (8-bit) inputs.
 pub fn full_range_kernels() -> Vec<Spec> {
-    kernels().into_iter().filter(|s| !s.reduced).collect()
+    kernels().into_iter().filter(|s| !s.reduced()).collect()
 }
 
 /// The 7-bit kernels.
 pub fn reduced_kernels() -> Vec<Spec> {
-    kernels().into_iter().filter(|s| s.reduced).collect()
+    kernels().into_iter().filter(|s| s.reduced()).collect()
 }
 
 /// The input ranges used with the 7-bit kernel: `(type, declared range)`.

@@ -25,7 +25,11 @@
 //!
 //! Linux must grant the process the tile state first
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`); the token is
-//! only issued once it has.
+//! only issued once it has. The request is made once, by [`Amx::new`],
+//! which the crate calls only for a layer that is to run AMX (chosen
+//! automatically, by `QLINEAR_KERNEL` or by `with_kernel`): listing the
+//! kernels ([`Amx::supported`]) reads CPUID and XCR0 and asks for nothing,
+//! so a process that never runs AMX never enlarges its signal frames.
 
 use std::arch::asm;
 use std::cell::Cell;
@@ -42,22 +46,66 @@ pub struct Amx {
     vnni: Avx512Vnni,
 }
 
+/// Linux's answer to the tile permission request, once made.
+static PERMISSION: OnceLock<bool> = OnceLock::new();
+
 impl Amx {
-    /// The kernel, if this CPU has AMX-TILE, AMX-INT8 and the AVX-512 VNNI
-    /// kernel's features, and the OS lets this process use tile state.
+    /// The kernel, if [`Amx::supported`] and Linux grants this process the
+    /// tile state, which is asked for on the first call only.
     pub fn new() -> Option<Amx> {
-        static ENABLED: OnceLock<bool> = OnceLock::new();
         let vnni = Avx512Vnni::new()?;
-        ENABLED.get_or_init(enable_tiles).then_some(Amx { vnni })
+        let granted = cpu_and_os_support() && *PERMISSION.get_or_init(request_tile_permission);
+        granted.then_some(Amx { vnni })
+    }
+
+    /// Whether this CPU has AMX-TILE, AMX-INT8 and the AVX-512 VNNI
+    /// kernel's features, the OS enables tile state, and this process has
+    /// not been refused the permission: without asking for it.
+    pub fn supported() -> bool {
+        Avx512Vnni::new().is_some() && cpu_and_os_support() && PERMISSION.get() != Some(&false)
+    }
+
+    /// Whether the tile permission has been asked for in this process.
+    pub fn permission_requested() -> bool {
+        PERMISSION.get().is_some()
     }
 }
 
-/// CPUID.(EAX=7, ECX=0):EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), then the
-/// OS permission.
-fn enable_tiles() -> bool {
-    let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
-    let cpu_has_amx = leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0;
-    cpu_has_amx && request_tile_permission()
+/// CPUID.(EAX=7, ECX=0):EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), and the
+/// OS's tile state in XCR0; Linux only, where the permission request is
+/// implemented. Read once: CPUID traps to the hypervisor in a VM. Callers
+/// hold an AVX-512 VNNI token first, so CPUID has leaf 7.
+fn cpu_and_os_support() -> bool {
+    static SUPPORT: OnceLock<bool> = OnceLock::new();
+    *SUPPORT.get_or_init(|| {
+        let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+        let cpu_has_amx = leaf7.edx & (1 << 24) != 0 && leaf7.edx & (1 << 25) != 0;
+        cfg!(target_os = "linux") && cpu_has_amx && os_enables_tile_state()
+    })
+}
+
+/// XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS saves and restores
+/// tile state, the precondition of Linux's per-process permission.
+fn os_enables_tile_state() -> bool {
+    // CPUID.1:ECX bit 27 (OSXSAVE): the OS has enabled XGETBV.
+    if std::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
+        return false;
+    }
+    let xcr0: u32;
+    // SAFETY: with OSXSAVE set (checked above) XGETBV with ECX = 0 reads
+    // XCR0 and cannot fault; it touches no memory and only writes EAX and
+    // EDX.
+    unsafe {
+        asm!(
+            "xgetbv",
+            in("ecx") 0,
+            out("eax") xcr0,
+            out("edx") _,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    let tile_state = (1 << 17) | (1 << 18);
+    xcr0 & tile_state == tile_state
 }
 
 #[cfg(target_os = "linux")]
