@@ -39,7 +39,7 @@ use crate::error::{check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
-use crate::linear::{check_len, choose_kernel, kernel_by_name, to_matrix};
+use crate::linear::{check_len, to_matrix};
 use crate::observer::finite_extremes;
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_finite, check_range_fits, ScalarQuantizer};
@@ -213,7 +213,7 @@ impl DynamicLinear {
         if check_range_fits::<u8>(range).is_err() {
             check_range_fits::<i8>(range)?;
         }
-        let kernel = choose_kernel(self.kernel_request, self.kernel_from_env, range)?;
+        let kernel = KernelChoice::choose(self.kernel_request, self.kernel_from_env, range)?;
         self.activations = activations;
         let layout = kernel.layout();
         if layout != self.packed.layout() {
@@ -241,7 +241,7 @@ impl DynamicLinear {
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
     pub fn with_kernel(mut self, name: &str) -> Result<DynamicLinear, QuantError> {
-        self.kernel_request = Some(kernel_by_name(name)?);
+        self.kernel_request = Some(KernelChoice::named(name)?);
         let activations = self.activations;
         self.with_activations(activations)
     }

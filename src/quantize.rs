@@ -111,7 +111,7 @@ impl ScalarQuantizer {
     /// (a finite `1/s`): `x/s + z` cannot be NaN there, so the loop needs
     /// no NaN select and vectorizes. A NaN in `src` would give `qmin`
     /// rather than the zero point (for ranges within `±2^22`).
-    #[inline(always)] // into `Kernel::vectorized`
+    #[inline(always)] // into `Stamped::vectorized`
     pub(crate) fn quantize_finite_slice<T: QuantElem>(self, src: &[f32], dst: &mut [T]) {
         if self.small_range {
             for (d, &x) in dst.iter_mut().zip(src) {

@@ -37,6 +37,102 @@ fn a_block_bytes() -> usize {
     (cache::l2_bytes() / 8 * 3).clamp(128 * 1024, 1024 * 1024)
 }
 
+/// A kernel whose blocked loop (with the epilogue inlined into it) and
+/// per-call passes run compiled for its own instruction set. Kept apart
+/// from [`Kernel`], so that the microkernel contract depends on nothing
+/// in the driver: the SIMD kernels implement it with [`stamp_compute!`],
+/// the portable kernel takes the defaults.
+pub(crate) trait Stamped: Kernel {
+    /// [`compute`] over `rows` × `panels`, compiled for the kernel.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn compute<O, E>(
+        self,
+        w: &PackedWeights,
+        a: &Rows<'_, Self::A>,
+        rows: Range<usize>,
+        panels: Range<usize>,
+        epilogue: &E,
+        out: &mut [O],
+        origin: (usize, usize, usize),
+    ) where
+        E: Epilogue<O>,
+    {
+        compute(self, w, a, rows, panels, epilogue, out, origin)
+    }
+
+    /// Runs `f` compiled for this kernel's instruction set, so that the
+    /// loops inlined into it (functions marked `#[inline(always)]`)
+    /// vectorize as wide as the kernel does: the per-call passes of a
+    /// dynamic layer. Results cannot change: Rust's integer and float
+    /// arithmetic does not depend on the instruction set.
+    #[inline]
+    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
+
+/// Implements [`Stamped`] for a kernel token: [`Stamped::compute`] calls
+/// the blocked loop from a function compiled with `$features` (with
+/// `around`, inside `$around(|| …)`, for state the kernel sets up once per
+/// call), and [`Stamped::vectorized`] runs its closure with the same
+/// features. Invoked inside `impl Stamped for …`.
+macro_rules! stamp_compute {
+    ($features:literal) => {
+        $crate::gemm::driver::stamp_compute!($features, around = $crate::gemm::driver::just_run);
+    };
+    ($features:literal, around = $around:path) => {
+        #[inline]
+        fn compute<O, E>(
+            self,
+            w: &$crate::gemm::pack::PackedWeights,
+            a: &$crate::gemm::pack::Rows<'_, Self::A>,
+            rows: std::ops::Range<usize>,
+            panels: std::ops::Range<usize>,
+            epilogue: &E,
+            out: &mut [O],
+            origin: (usize, usize, usize),
+        ) where
+            E: $crate::gemm::driver::Epilogue<O>,
+        {
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            fn stamped<K: $crate::gemm::kernel::Kernel, O, E: $crate::gemm::driver::Epilogue<O>>(
+                k: K,
+                w: &$crate::gemm::pack::PackedWeights,
+                a: &$crate::gemm::pack::Rows<'_, K::A>,
+                rows: std::ops::Range<usize>,
+                panels: std::ops::Range<usize>,
+                epilogue: &E,
+                out: &mut [O],
+                origin: (usize, usize, usize),
+            ) {
+                $crate::gemm::driver::compute(k, w, a, rows, panels, epilogue, out, origin)
+            }
+            // SAFETY: this kernel's token exists only on CPUs with `$features`.
+            let run = || unsafe { stamped(self, w, a, rows, panels, epilogue, out, origin) };
+            $around(run)
+        }
+
+        #[inline]
+        fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
+            #[target_feature(enable = $features)]
+            fn stamped<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: this kernel's token exists only on CPUs with `$features`.
+            unsafe { stamped(f) }
+        }
+    };
+}
+pub(crate) use stamp_compute;
+
+/// Runs `run`: the `around` of kernels with no per-call state.
+#[inline(always)]
+pub(crate) fn just_run(run: impl FnOnce()) {
+    run()
+}
+
 /// Rows of packed activations per block for inner dimension `kp`: as many
 /// as fit in [`a_block_bytes`], in whole row groups, at least one.
 pub(crate) fn block_rows<K: Kernel>(kp: usize) -> usize {
@@ -111,7 +207,7 @@ pub(crate) fn run<K, O, E, P>(
     epilogue: &E,
     out: &mut [O],
 ) where
-    K: Kernel,
+    K: Stamped,
     O: Copy + Default + Send,
     E: Epilogue<O>,
     P: Fn(Range<usize>, usize, &mut [K::A], &mut [i64]) + Sync,
@@ -189,7 +285,7 @@ fn run_parallel<K, O, E, P>(
     out: &mut [O],
     plan: Plan,
 ) where
-    K: Kernel,
+    K: Stamped,
     O: Copy + Default + Send,
     E: Epilogue<O>,
     P: Fn(Range<usize>, usize, &mut [K::A], &mut [i64]) + Sync,
@@ -255,7 +351,7 @@ fn by_panels<K, O, E>(
     epilogue: &E,
     out: &mut [O],
 ) where
-    K: Kernel,
+    K: Stamped,
     O: Copy + Default + Send,
     E: Epilogue<O>,
 {
@@ -401,7 +497,7 @@ pub(crate) fn new_output<K: Kernel, O: Copy + Default + Send + Sync>(
 /// `out_origin.2`.
 ///
 /// Always inlined: each kernel calls it from a wrapper compiled with its
-/// own instruction set ([`Kernel::compute`]), so that the epilogue inlined
+/// own instruction set ([`Stamped::compute`]), so that the epilogue inlined
 /// here is vectorized with those instructions too.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]

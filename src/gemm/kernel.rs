@@ -15,11 +15,6 @@
 //! A kernel value is a token: it can only be obtained from a constructor
 //! that checked, at run time, that the CPU has the instructions it uses.
 
-use std::ops::Range;
-
-use super::driver::{self, Epilogue};
-use super::pack::{PackedWeights, Rows};
-
 /// How activations are stored for a kernel, and the shift that moves an
 /// activation `x` of the layer into that domain (`x' = x + shift`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +64,7 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
     const MIN_SPLIT_ROWS: usize = Self::MR;
     /// Elements from which a dynamic layer splits its per-call passes (run
-    /// through [`vectorized`](Self::vectorized)) across threads: the wider
+    /// through `driver::Stamped::vectorized`) across threads: the wider
     /// the kernel's vectors, the faster a pass, and the more elements it
     /// takes to pay for a second thread.
     #[cfg_attr(not(feature = "parallel"), allow(dead_code))]
@@ -77,36 +72,6 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
 
     /// Converts an activation already shifted into [`Self::DOMAIN`].
     fn pack_a(v: i32) -> Self::A;
-
-    /// The blocked loop of `driver.rs` over `rows` × `panels`. Kernels
-    /// override it to run the loop (and the epilogue inlined into it)
-    /// compiled for their instruction set.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn compute<O, E>(
-        self,
-        w: &PackedWeights,
-        a: &Rows<'_, Self::A>,
-        rows: Range<usize>,
-        panels: Range<usize>,
-        epilogue: &E,
-        out: &mut [O],
-        origin: (usize, usize, usize),
-    ) where
-        E: Epilogue<O>,
-    {
-        driver::compute(self, w, a, rows, panels, epilogue, out, origin)
-    }
-
-    /// Runs `f` compiled for this kernel's instruction set, so that the
-    /// loops inlined into it (functions marked `#[inline(always)]`)
-    /// vectorize as wide as the kernel does: the per-call passes of a
-    /// dynamic layer. Results cannot change: Rust's integer and float
-    /// arithmetic does not depend on the instruction set.
-    #[inline]
-    fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
-        f()
-    }
 
     /// Computes (16) for `rows ≤ MR` rows into `dots[..rows·NR]`.
     ///
@@ -129,66 +94,6 @@ pub unsafe trait Kernel: Copy + Send + Sync + 'static {
         kp: usize,
         dots: &mut [i32],
     );
-}
-
-/// Implements [`Kernel::compute`] for a kernel token by calling the blocked
-/// loop from a function compiled with `$features`; with `around`, inside
-/// `$around(|| …)`, for state the kernel sets up once per call. Implements
-/// [`Kernel::vectorized`] with the same features.
-macro_rules! stamp_compute {
-    ($features:literal) => {
-        $crate::gemm::kernel::stamp_compute!($features, around = $crate::gemm::kernel::just_run);
-    };
-    ($features:literal, around = $around:path) => {
-        #[inline]
-        fn compute<O, E>(
-            self,
-            w: &$crate::gemm::pack::PackedWeights,
-            a: &$crate::gemm::pack::Rows<'_, Self::A>,
-            rows: std::ops::Range<usize>,
-            panels: std::ops::Range<usize>,
-            epilogue: &E,
-            out: &mut [O],
-            origin: (usize, usize, usize),
-        ) where
-            E: $crate::gemm::driver::Epilogue<O>,
-        {
-            #[target_feature(enable = $features)]
-            #[allow(clippy::too_many_arguments)]
-            fn stamped<K: Kernel, O, E: $crate::gemm::driver::Epilogue<O>>(
-                k: K,
-                w: &$crate::gemm::pack::PackedWeights,
-                a: &$crate::gemm::pack::Rows<'_, K::A>,
-                rows: std::ops::Range<usize>,
-                panels: std::ops::Range<usize>,
-                epilogue: &E,
-                out: &mut [O],
-                origin: (usize, usize, usize),
-            ) {
-                $crate::gemm::driver::compute(k, w, a, rows, panels, epilogue, out, origin)
-            }
-            // SAFETY: this kernel's token exists only on CPUs with `$features`.
-            let run = || unsafe { stamped(self, w, a, rows, panels, epilogue, out, origin) };
-            $around(run)
-        }
-
-        #[inline]
-        fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
-            #[target_feature(enable = $features)]
-            fn stamped<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            // SAFETY: this kernel's token exists only on CPUs with `$features`.
-            unsafe { stamped(f) }
-        }
-    };
-}
-pub(crate) use stamp_compute;
-
-/// Runs `run`: the `around` of kernels with no per-call state.
-#[inline(always)]
-pub(crate) fn just_run(run: impl FnOnce()) {
-    run()
 }
 
 /// Implements [`Kernel::tile`] for a SIMD kernel from its body

@@ -51,7 +51,7 @@ use ndarray::{ArrayBase, Data, Ix2};
 use crate::elem::{ElemKind, QuantElem};
 use crate::error::QuantError;
 use crate::params::QuantRange;
-use driver::Epilogue;
+use driver::{Epilogue, Stamped};
 use kernel::{ADomain, Kernel};
 use pack::{OutOfRange, PackedWeights};
 use portable::Portable;
@@ -471,7 +471,7 @@ impl KernelChoice {
         shift_into(self.kind().domain(), kind, range)
     }
 
-    /// [`Kernel::vectorized`] of the kernel.
+    /// [`Stamped::vectorized`](driver::Stamped::vectorized) of the kernel.
     #[inline]
     pub(crate) fn vectorized<R>(self, f: impl FnOnce() -> R) -> R {
         with_kernel!(self, k => k.vectorized(f))
@@ -534,7 +534,7 @@ impl KernelChoice {
             out: &mut [O],
         ) -> Result<(), OutOfRange>
         where
-            K: Kernel,
+            K: Stamped,
             T: QuantElem,
             S: Data<Elem = T>,
             O: Copy + Default + Send,
@@ -551,5 +551,37 @@ impl KernelChoice {
             Ok(())
         }
         with_kernel!(self, k => go(k, w, x, shift, bounds, with_row_sums, epilogue, out))
+    }
+}
+
+/// The error for a kernel this CPU cannot run, or cannot run exactly for
+/// a layer, with the kernels it can.
+fn kernel_unavailable(name: &str) -> QuantError {
+    QuantError::KernelUnavailable {
+        name: name.to_string(),
+        available: available_kernels(),
+    }
+}
+
+impl KernelChoice {
+    /// The kernel called `name` (short or full), or the error a user sees
+    /// when this CPU cannot run it.
+    pub(crate) fn named(name: &str) -> Result<KernelChoice, QuantError> {
+        KernelChoice::by_name(name).ok_or_else(|| kernel_unavailable(name))
+    }
+
+    /// The kernel a layer runs: the one requested, if it is exact for
+    /// activations within `input_range`; with no request, the fastest that
+    /// is (or the one [`KERNEL_ENV`] named when the layer was built).
+    pub(crate) fn choose(
+        request: Option<KernelChoice>,
+        from_env: Option<KernelChoice>,
+        input_range: QuantRange,
+    ) -> Result<KernelChoice, QuantError> {
+        match request {
+            Some(k) if k.accepts(input_range) => Ok(k),
+            Some(k) => Err(kernel_unavailable(k.name())),
+            None => Ok(KernelChoice::select_with(from_env, input_range)),
+        }
     }
 }

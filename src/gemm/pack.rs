@@ -208,7 +208,7 @@ pub(crate) struct OutOfRange {
 /// cheap: each contiguous row is tested with a branch-free min/max (which
 /// vectorizes), and only a failing row (or a strided one) is searched for
 /// its first culprit.
-#[inline(always)] // into `Kernel::vectorized`
+#[inline(always)] // into `Stamped::vectorized`
 pub(crate) fn check_range<T: QuantElem, S: Data<Elem = T>>(
     x: &ArrayBase<S, Ix2>,
     (lo, hi): (i32, i32),

@@ -2,6 +2,7 @@
 //! fallback. Its panels hold one row of `NR` weights per `k` (`KG = 1`), so
 //! the inner loop is a broadcast multiply-add over contiguous columns.
 
+use super::driver::Stamped;
 use super::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
 
 /// Portable kernel, `portable-i8i8i32`. Always available.
@@ -50,3 +51,6 @@ unsafe impl Kernel for Portable {
         }
     }
 }
+
+// The blocked loop as compiled for the crate's baseline target.
+impl Stamped for Portable {}

@@ -201,7 +201,7 @@ impl<'w> LinearBuilder<'w> {
         })?;
         input.validate()?;
         let kernel_request = match &self.kernel {
-            Some(name) => Some(super::kernel_by_name(name)?),
+            Some(name) => Some(KernelChoice::named(name)?),
             None => None,
         };
         let n = self.out_features();

@@ -372,7 +372,7 @@ impl QuantizedLinear {
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
     pub fn with_kernel(mut self, name: &str) -> Result<QuantizedLinear, QuantError> {
-        self.options.kernel_request = Some(kernel_by_name(name)?);
+        self.options.kernel_request = Some(KernelChoice::named(name)?);
         self.reprepare()
     }
 
@@ -739,34 +739,6 @@ impl QuantizedLinear {
     }
 }
 
-fn kernel_unavailable(name: &str) -> QuantError {
-    QuantError::KernelUnavailable {
-        name: name.to_string(),
-        available: crate::gemm::available_kernels(),
-    }
-}
-
-/// The kernel called `name`, if this CPU runs it.
-pub(crate) fn kernel_by_name(name: &str) -> Result<KernelChoice, QuantError> {
-    KernelChoice::by_name(name).ok_or_else(|| kernel_unavailable(name))
-}
-
-/// The kernel a layer runs: the one requested, if it is exact for
-/// activations within `input_range`; with no request, the fastest that is
-/// (or the one [`KERNEL_ENV`](crate::KERNEL_ENV) named when the layer was
-/// built).
-pub(crate) fn choose_kernel(
-    request: Option<KernelChoice>,
-    from_env: Option<KernelChoice>,
-    input_range: QuantRange,
-) -> Result<KernelChoice, QuantError> {
-    match request {
-        Some(k) if k.accepts(input_range) => Ok(k),
-        Some(k) => Err(kernel_unavailable(k.name())),
-        None => Ok(KernelChoice::select_with(from_env, input_range)),
-    }
-}
-
 impl Options {
     /// The declared input range, or the activation type's full range.
     fn input_range(&self) -> QuantRange {
@@ -777,7 +749,7 @@ impl Options {
     /// The kernel asked for, or the fastest that is exact for the input
     /// range.
     fn kernel(&self) -> Result<KernelChoice, QuantError> {
-        choose_kernel(
+        KernelChoice::choose(
             self.kernel_request,
             self.kernel_from_env,
             self.input_range(),

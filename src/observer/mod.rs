@@ -296,7 +296,7 @@ pub(crate) fn scan(values: &[f32]) -> BatchStats {
 /// pass the compiler vectorizes: dynamic quantization needs it on every
 /// call, where `scan`'s per-value branch costs several nanoseconds an
 /// element.
-#[inline(always)] // into `Kernel::vectorized`
+#[inline(always)] // into `Stamped::vectorized`
 pub(crate) fn finite_extremes(values: &[f32]) -> Result<(f32, f32), usize> {
     const LANES: usize = 16;
     let mut lo = [f32::INFINITY; LANES];

@@ -36,7 +36,8 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 
 use super::Avx512Vnni;
-use crate::gemm::kernel::{check_tile_bounds, max_depth, stamp_compute, ADomain, Kernel};
+use crate::gemm::driver::{stamp_compute, Stamped};
+use crate::gemm::kernel::{check_tile_bounds, max_depth, ADomain, Kernel};
 
 /// The AMX-INT8 kernel. Obtain it with [`Amx::new`].
 #[derive(Debug, Clone, Copy)]
@@ -179,11 +180,6 @@ unsafe impl Kernel for Amx {
     // (8 or fewer go to AVX-512 VNNI).
     const MIN_SPLIT_ROWS: usize = Avx512Vnni::MR + 1;
 
-    stamp_compute!(
-        "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni",
-        around = Self::with_tiles_configured
-    );
-
     #[inline]
     fn pack_a(v: i32) -> u8 {
         v as u8
@@ -256,6 +252,14 @@ unsafe impl Kernel for Amx {
             }
         }
     }
+}
+
+// Its blocked loop and passes compiled for its instruction set.
+impl Stamped for Amx {
+    stamp_compute!(
+        "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni",
+        around = Self::with_tiles_configured
+    );
 }
 
 thread_local! {

@@ -13,7 +13,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{max_depth, simd_tile, stamp_compute, ADomain, Kernel};
+use crate::gemm::driver::{stamp_compute, Stamped};
+use crate::gemm::kernel::{max_depth, simd_tile, ADomain, Kernel};
 
 /// The AVX2 reduced-range kernel. Obtain it with [`Avx2U7::new`].
 #[derive(Debug, Clone, Copy)]
@@ -42,14 +43,17 @@ unsafe impl Kernel for Avx2U7 {
     const MAX_DEPTH: usize = max_depth(127, 128, 4);
     const MACS_PER_NS: usize = 60;
 
-    stamp_compute!("avx2");
-
     #[inline]
     fn pack_a(v: i32) -> u8 {
         v as u8
     }
 
     simd_tile!("avx2", body: u8, [1 2 3], 4);
+}
+
+// Its blocked loop and passes compiled for its instruction set.
+impl Stamped for Avx2U7 {
+    stamp_compute!("avx2");
 }
 
 /// The tile, written once; `simd_tile!` stamps it with the instruction set.

@@ -12,7 +12,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{max_depth, simd_tile, stamp_compute, ADomain, Kernel};
+use crate::gemm::driver::{stamp_compute, Stamped};
+use crate::gemm::kernel::{max_depth, simd_tile, ADomain, Kernel};
 
 /// The AVX-512 VNNI kernel. Obtain it with [`Avx512Vnni::new`].
 #[derive(Debug, Clone, Copy)]
@@ -51,14 +52,17 @@ unsafe impl Kernel for Avx512Vnni {
     // Its passes run on AVX-512: see `dynamic::splits_passes`.
     const PASS_SPLIT_ELEMENTS: usize = 1 << 16;
 
-    stamp_compute!("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni");
-
     #[inline]
     fn pack_a(v: i32) -> u8 {
         v as u8
     }
 
     simd_tile!("avx512f,avx512bw,avx512vnni", body: u8, [1 2 3 4 5 6 7], 8);
+}
+
+// Its blocked loop and passes compiled for its instruction set.
+impl Stamped for Avx512Vnni {
+    stamp_compute!("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni");
 }
 
 /// The tile, written once; `simd_tile!` stamps it with the instruction set.

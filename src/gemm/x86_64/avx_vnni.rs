@@ -10,7 +10,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::gemm::kernel::{max_depth, simd_tile, stamp_compute, ADomain, Kernel};
+use crate::gemm::driver::{stamp_compute, Stamped};
+use crate::gemm::kernel::{max_depth, simd_tile, ADomain, Kernel};
 
 /// The AVX-VNNI kernel. Obtain it with [`AvxVnni::new`].
 #[derive(Debug, Clone, Copy)]
@@ -42,14 +43,17 @@ unsafe impl Kernel for AvxVnni {
     const MAX_DEPTH: usize = max_depth(255, 128, 4);
     const MACS_PER_NS: usize = 100;
 
-    stamp_compute!("avx2,avxvnni");
-
     #[inline]
     fn pack_a(v: i32) -> u8 {
         v as u8
     }
 
     simd_tile!("avx2,avxvnni", body: u8, [1 2 3 4 5], 6);
+}
+
+// Its blocked loop and passes compiled for its instruction set.
+impl Stamped for AvxVnni {
+    stamp_compute!("avx2,avxvnni");
 }
 
 /// The tile, written once; `simd_tile!` stamps it with the instruction set.
