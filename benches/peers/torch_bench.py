@@ -27,6 +27,7 @@ float outputs have no single right value to compare with.
     pip install torch numpy            # the PyPI wheel (CUDA build; runs on CPU)
     python3 benches/peers/torch_bench.py --quick      # validation only
     python3 benches/peers/torch_bench.py --threads 1,2 --json /tmp/torch.json
+    bash benches/report.sh     # runs this script too, for docs/benchmarks.md
 """
 import argparse
 import json
@@ -102,10 +103,13 @@ def main():
     for k in kinds:
         if k not in ("static", "dynamic"):
             sys.exit("unknown kind %r; choose from static, dynamic" % k)
-    for e in engines:
-        if e not in torch.backends.quantized.supported_engines:
-            sys.exit("engine %r not supported here; choose from %s"
-                     % (e, ", ".join(torch.backends.quantized.supported_engines)))
+    supported = torch.backends.quantized.supported_engines
+    for e in [e for e in engines if e not in supported]:
+        print("engine %r not supported here, skipped; choose from %s" % (e, ", ".join(supported)),
+              file=sys.stderr)
+    engines = [e for e in engines if e in supported]
+    if not engines:
+        sys.exit("none of the engines is supported here")
 
     rng = np.random.default_rng(args.seed)
     results = []
