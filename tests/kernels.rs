@@ -1278,8 +1278,8 @@ fn threads_case(kernels: &[Spec], shape: (usize, usize, usize), split: Split, se
 }
 
 /// Shapes long enough to split: ragged ones for every build (the later
-/// ones long enough for the fastest kernels too), and the round ones of
-/// the issue in release.
+/// ones long enough for the fastest kernels too), and round benchmark
+/// shapes in release.
 #[cfg(feature = "parallel")]
 fn thread_shapes(split: Split) -> Vec<(usize, usize, usize)> {
     let mut shapes = match split {

@@ -386,13 +386,10 @@ fn by_panels<K, O, E>(
 ///
 /// A task costs a few microseconds beyond its share of the arithmetic (a
 /// worker's wake-up, rayon's hand-over, on AMX the tile configuration and
-/// a fresh cache). Two-thread / one-thread speed on the development host
-/// (2026-11-28, 12:59–13:01 UTC, static layer, median of 9–15 alternating
-/// rounds; docs/kernels.md has more): calls of 5–10 µs ran at 0.55–0.80×
-/// (AMX at 16×512×512 and 24×256×256, AVX-512 VNNI at 16×256×256 and
-/// 64×128×128), calls of 12–16 µs at 0.8–1.3×, longer ones gained. A
-/// multiply-add count alone cannot draw that line: AMX does 2^22 of them
-/// in 7 µs, the full-range AVX2 kernel in 76 µs.
+/// a fresh cache), so calls of 5–10 µs ran slower on two threads than on
+/// one, and calls from about 16 µs gained. A multiply-add count alone
+/// cannot draw that line: AMX does 2^22 of them in 7 µs, the full-range
+/// AVX2 kernel in 76 µs.
 #[cfg(feature = "parallel")]
 fn is_parallel<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> bool {
     let macs = m.saturating_mul(n).saturating_mul(kp);
@@ -408,34 +405,23 @@ fn is_parallel<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> bool
 /// By rows with at least two row groups per thread. With one to two per
 /// thread, by rows too if the packed weights fit in a core's L2, where
 /// every task streaming all of them costs little; otherwise by panels, so
-/// that each core streams half. Measured in-process (21 alternating
-/// rounds, AMX, two threads, static / dynamic layer): rows against panels
-/// +31 % / +31 % at 64×1024×1024 and +39 % / +33 % at 64×512×512 (weights
-/// of 1 MiB and 256 KiB), −20 % / −14 % at 48×2048×2048 (4 MiB).
+/// that each core streams half (rows won by about a third with 256 KiB–1
+/// MiB of weights, and lost by a sixth with 4 MiB).
 ///
 /// Tasks are smaller than an even share, so that rayon hands the rest to
 /// whichever core is free: cores do not all run at one speed (hybrid CPUs
-/// pair fast and slow cores; on the 2-vCPU test host, two independent
-/// one-thread AMX runs side by side read 1320 and 369 GOPS), and an even
-/// split waits for the slowest. With the weights in L2, about
+/// pair fast and slow cores, and a shared host's vCPUs drift apart), and
+/// an even split waits for the slowest. With the weights in L2, about
 /// [`ROW_TASKS_PER_THREAD`] row tasks per thread. Beyond L2, one per
 /// thread, since each row task streams all the weights; [`run`] splits
 /// each into [`PANEL_TASKS_PER_ROW_TASK`] panel tasks instead, which
-/// together stream them once. Against one even task per thread
-/// (in-process A/B, two threads, static layer): AMX +18–48 % at 128 and
-/// 256×1024×1024, elsewhere within the host's noise; docs/kernels.md has
-/// the tables.
+/// together stream them once.
 ///
 /// A single row group with the weights in L2 is cut into row tasks of at
 /// least [`Kernel::MIN_SPLIT_ROWS`] where the kernel allows it: AMX's 32
 /// rows into two tiles of 9–16 rows, each streaming every panel from its
-/// own L2, rather than a panel split. In-process A/B (2026-11-28,
-/// 13:45–13:46 UTC, two threads, 21 alternating rounds, two sittings), row
-/// halves against panels: 1.40–1.85× at 32×1024×1024, 1.29–1.57× at
-/// 24×1024×1024, 1.38–1.49× at 18×1024×1024, 1.38–1.79× at 32×768×768,
-/// 1.60–1.95× at 32×1024×512 and 1.14–1.19× at 24×1536×1024 (the panel
-/// split repeated as a control: 0.98–1.15); with 4 MiB of weights
-/// (32×2048×2048) 0.70×, so not beyond L2.
+/// own L2, rather than a panel split (1.3–1.9× faster with the weights in
+/// L2, slower beyond it).
 #[cfg(feature = "parallel")]
 fn rows_per_task<K: Kernel>(m: usize, n: usize, kp: usize, threads: usize) -> Option<usize> {
     let row_groups = m.div_ceil(K::MR);
