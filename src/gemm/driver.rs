@@ -30,9 +30,8 @@ use crate::error::QuantError;
 
 /// Size of a block of packed activations: 3/8 of the core's L2, so that
 /// the block, the weight panel streaming past it and the outputs share the
-/// L2: 192 KiB on a Zen 3's 512 KiB L2, the size first tuned there, and
-/// 768 KiB on a 2 MiB Sapphire Rapids L2, where it measured 2–4 % faster
-/// than 192 KiB at 256×2048×2048 and level (±2 %) on the other shapes.
+/// L2 (192 KiB on a 512 KiB L2, 768 KiB on a 2 MiB one; larger blocks
+/// stream each panel past more rows).
 fn a_block_bytes() -> usize {
     (cache::l2_bytes() / 8 * 3).clamp(128 * 1024, 1024 * 1024)
 }
@@ -519,10 +518,8 @@ pub(crate) fn compute<K, O, E>(
             while i < block_end {
                 let r = mr.min(block_end - i);
                 let a_rows = &a.data[(i - a.first) * a.stride..];
-                // The block's first tile reads the panel from memory; the
-                // others find it in L2. Measured (A/B, 41 rounds): +4–42 %
-                // at 1×4096×4096 and +18–45 % at 4×4096×4096 across the
-                // kernels, level or up to +13 % on the large shapes.
+                // The block's first tile reads the panel from memory and
+                // prefetches ahead; the others find it in L2.
                 let tile = if i == block_start {
                     K::tile::<true>
                 } else {

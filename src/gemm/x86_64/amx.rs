@@ -186,9 +186,8 @@ unsafe impl Kernel for Amx {
     }
 
     /// A streaming tile prefetches the weights 8 KiB ahead, in AMX tiles as
-    /// in the AVX-512 VNNI kernel's: A/B, +17 % at 16×4096×4096, +63 % at
-    /// 32×4096×4096, +49 % at 64×4096×4096, +5–13 % at 128×1024×1024 and
-    /// 256×2048×2048, level at 512³.
+    /// in the AVX-512 VNNI kernel's: batches of 16–64 rows over weights
+    /// beyond L2 are otherwise bound by the hardware prefetchers.
     fn tile<const STREAMING: bool>(
         &self,
         rows: usize,
