@@ -1,5 +1,5 @@
-"""Benchmark PyTorch's quantized Linear layers, the other peer the GEMM
-issue names, on the shapes of qlinear's own benches.
+"""Benchmark PyTorch's quantized Linear layers, beside ONNX Runtime the
+other peer qlinear is compared with, on the shapes of qlinear's own benches.
 
 Two kinds (--kinds), each timed with every quantized engine in --engines
 and torch.set_num_threads(t) for each t in --threads; each timing is the
