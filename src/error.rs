@@ -141,6 +141,16 @@ pub enum QuantError {
         /// The value given.
         value: f64,
     },
+    /// Layers that cannot run one after the other: layer `layer` does not
+    /// take what layer `layer − 1` produces.
+    LayerMismatch {
+        /// Index of the second layer of the pair.
+        layer: usize,
+        /// What differs, with both values.
+        what: String,
+    },
+    /// A layer stack with no layer.
+    EmptyStack,
     /// A builder's `build` was called without a required option.
     MissingOption {
         /// What is missing, e.g. `"input params"`.
@@ -341,6 +351,12 @@ impl fmt::Display for QuantError {
             QuantError::InvalidConfig { what, value } => {
                 write!(f, "invalid observer setting {}: {what}", Num(*value))
             }
+            QuantError::LayerMismatch { layer, what } => write!(
+                f,
+                "layer {layer} cannot follow layer {}: {what}",
+                layer - 1
+            ),
+            QuantError::EmptyStack => write!(f, "a layer stack needs at least one layer"),
             QuantError::MissingOption { what, setter } => write!(
                 f,
                 "the layer needs its {what}: call .{setter}(…) before .build()"

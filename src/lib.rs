@@ -57,6 +57,7 @@ pub mod observer;
 pub mod params;
 pub mod quantize;
 pub mod requant;
+pub mod sequential;
 pub mod weights;
 
 pub use activation::FusedActivation;
@@ -73,6 +74,7 @@ pub use observer::{
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
 pub use quantize::{dequantize, quantize, quantize_as, try_dequantize, try_quantize};
 pub use requant::{Requantizer, Rounding};
+pub use sequential::QuantizedSequential;
 pub use weights::{WeightLayout, WeightParams};
 
 /// The README's examples, compiled and run as doc tests.
