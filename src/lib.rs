@@ -46,10 +46,12 @@
 mod accumulator;
 pub mod activation;
 mod alloc;
+pub mod calibration;
 pub mod dynamic;
 pub mod elem;
 mod elem_kind;
 pub mod error;
+pub mod float_sequential;
 pub mod gemm;
 pub mod linear;
 pub mod metrics;
@@ -61,9 +63,11 @@ pub mod sequential;
 pub mod weights;
 
 pub use activation::FusedActivation;
+pub use calibration::{Calibration, ConvertOptions, WeightGranularity};
 pub use dynamic::{DynamicActivations, DynamicLinear, Granularity};
 pub use elem::{ElemKind, QuantElem};
 pub use error::QuantError;
+pub use float_sequential::{FloatLinear, FloatSequential};
 pub use gemm::{available_kernels, forced_kernel, kernel_name, KERNEL_ENV};
 pub use linear::{Bias, F32Bias, LinearBuilder, QuantizedLinear};
 pub use metrics::{max_abs_error, sqnr_db};
