@@ -151,6 +151,12 @@ pub enum QuantError {
     },
     /// A layer stack with no layer.
     EmptyStack,
+    /// A model file that cannot be read as the model asked for: malformed,
+    /// truncated, or without the tensors, types or shapes expected.
+    ModelFile {
+        /// What is wrong, naming the tensor where there is one.
+        what: String,
+    },
     /// A builder's `build` was called without a required option.
     MissingOption {
         /// What is missing, e.g. `"input params"`.
@@ -357,6 +363,7 @@ impl fmt::Display for QuantError {
                 layer - 1
             ),
             QuantError::EmptyStack => write!(f, "a layer stack needs at least one layer"),
+            QuantError::ModelFile { what } => write!(f, "model file: {what}"),
             QuantError::MissingOption { what, setter } => write!(
                 f,
                 "the layer needs its {what}: call .{setter}(…) before .build()"

@@ -55,6 +55,7 @@ pub mod float_sequential;
 pub mod gemm;
 pub mod linear;
 pub mod metrics;
+mod model_file;
 pub mod observer;
 pub mod params;
 pub mod quantize;
