@@ -3,7 +3,7 @@
 //! abort: the standard allocation paths abort the process when the
 //! allocator fails, which a library must not do on a user's input.
 
-use ndarray::{Array, ArrayBase, Data, Dimension};
+use ndarray::{Array, ArrayBase, ArrayView2, Data, DataMut, Dimension, Ix2};
 
 use crate::error::{check_size, QuantError};
 
@@ -51,6 +51,26 @@ where
         None => v.extend(x.iter().map(|&a| f(a))),
     }
     Ok(Array::from_shape_vec(x.raw_dim(), v).expect("one value per element, in logical order"))
+}
+
+/// Runs `fill` on `out`'s elements as one row-major slice: in place when
+/// `out` is in standard layout, else through a buffer then copied in.
+pub(crate) fn fill_row_major<T, So>(
+    out: &mut ArrayBase<So, Ix2>,
+    fill: impl FnOnce(&mut [T]) -> Result<(), QuantError>,
+) -> Result<(), QuantError>
+where
+    T: Clone + Default,
+    So: DataMut<Elem = T>,
+{
+    if let Some(slice) = out.as_slice_mut() {
+        return fill(slice);
+    }
+    let (m, n) = out.dim();
+    let mut buffer = try_filled("output", &[m, n], T::default())?;
+    fill(&mut buffer)?;
+    out.assign(&ArrayView2::from_shape((m, n), &buffer).expect("m·n values"));
+    Ok(())
 }
 
 /// The error for an allocation of `shape` that failed.

@@ -6,7 +6,7 @@
 use ndarray::{ArrayBase, ArrayView2, Data, Ix2};
 
 use crate::elem::ElemKind;
-use crate::error::QuantError;
+use crate::error::{check_inner_dim, QuantError};
 use crate::float_sequential::FloatSequential;
 use crate::linear::{F32Bias, QuantizedLinear};
 use crate::observer::Observer;
@@ -130,12 +130,7 @@ impl<O: Observer + Clone> Calibration<O> {
         x: &ArrayBase<S, Ix2>,
     ) -> Result<(), QuantError> {
         self.check_model(model)?;
-        if x.ncols() != model.in_features() {
-            return Err(QuantError::InnerDimensionMismatch {
-                x_cols: x.ncols(),
-                w_rows: model.in_features(),
-            });
-        }
+        check_inner_dim(x.ncols(), model.in_features())?;
         self.observers[0].observe(x);
         let mut h = model.layers()[0].forward(x)?;
         self.observers[1].observe(&h);

@@ -33,9 +33,9 @@
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, DataMut, Ix2};
 
 use crate::accumulator::{check_bound, wrap_i32, Terms, WrappingTerms};
-use crate::alloc::{try_filled, try_with_capacity};
+use crate::alloc::{fill_row_major, try_filled, try_with_capacity};
 use crate::elem::QuantElem;
-use crate::error::{check_size, QuantError};
+use crate::error::{check_inner_dim, check_out_shape, check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
 use crate::gemm::pack::PackedWeights;
 use crate::gemm::KernelChoice;
@@ -258,12 +258,7 @@ impl DynamicLinear {
         &self,
         x: &ArrayBase<S, Ix2>,
     ) -> Result<Array2<f32>, QuantError> {
-        if x.ncols() != self.in_features() {
-            return Err(QuantError::InnerDimensionMismatch {
-                x_cols: x.ncols(),
-                w_rows: self.in_features(),
-            });
-        }
+        check_inner_dim(x.ncols(), self.in_features())?;
         let (m, n) = (x.nrows(), self.out_features());
         // Allocated before the first pass over `x`.
         let mut out = self.kernel.new_output::<f32>(m, &self.packed)?;
@@ -296,28 +291,9 @@ impl DynamicLinear {
         S: Data<Elem = f32>,
         So: DataMut<Elem = f32>,
     {
-        if x.ncols() != self.in_features() {
-            return Err(QuantError::InnerDimensionMismatch {
-                x_cols: x.ncols(),
-                w_rows: self.in_features(),
-            });
-        }
-        let (m, n) = (x.nrows(), self.out_features());
-        if out.dim() != (m, n) {
-            return Err(QuantError::ShapeMismatch {
-                left: vec![m, n],
-                right: out.shape().to_vec(),
-            });
-        }
-        match out.as_slice_mut() {
-            Some(slice) => self.forward_slice(x, slice),
-            None => {
-                let mut buffer = try_filled("output", &[m, n], 0.0f32)?;
-                self.forward_slice(x, &mut buffer)?;
-                out.assign(&to_matrix(m, n, buffer));
-                Ok(())
-            }
-        }
+        check_inner_dim(x.ncols(), self.in_features())?;
+        check_out_shape(out.shape(), (x.nrows(), self.out_features()))?;
+        fill_row_major(out, |slice| self.forward_slice(x, slice))
     }
 
     /// The body of [`forward`](Self::forward) into `out`, row-major m×n,

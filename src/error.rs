@@ -224,6 +224,28 @@ pub(crate) fn check_size(what: &'static str, shape: &[usize]) -> Result<(), Quan
     }
 }
 
+/// An input of `x_cols` columns for weights of `w_rows` rows: they must be
+/// equal.
+pub(crate) fn check_inner_dim(x_cols: usize, w_rows: usize) -> Result<(), QuantError> {
+    if x_cols == w_rows {
+        Ok(())
+    } else {
+        Err(QuantError::InnerDimensionMismatch { x_cols, w_rows })
+    }
+}
+
+/// An output array of shape `found` for a result of `m×n`.
+pub(crate) fn check_out_shape(found: &[usize], (m, n): (usize, usize)) -> Result<(), QuantError> {
+    if found == [m, n] {
+        Ok(())
+    } else {
+        Err(QuantError::ShapeMismatch {
+            left: vec![m, n],
+            right: found.to_vec(),
+        })
+    }
+}
+
 /// An `f64` in a message: plain notation for everyday magnitudes,
 /// scientific beyond them, so `f64::MAX` is not 309 digits.
 struct Num(f64);

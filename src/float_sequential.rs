@@ -5,7 +5,7 @@
 use ndarray::{Array1, Array2, ArrayBase, ArrayView1, ArrayView2, Data, Ix2};
 
 use crate::activation::FusedActivation;
-use crate::error::QuantError;
+use crate::error::{check_inner_dim, QuantError};
 use crate::weights::WeightLayout;
 
 /// One f32 linear layer `y = act(x·W + b)`, its weights kept p×n
@@ -76,12 +76,7 @@ impl FloatLinear {
         &self,
         x: &ArrayBase<S, Ix2>,
     ) -> Result<Array2<f32>, QuantError> {
-        if x.ncols() != self.in_features() {
-            return Err(QuantError::InnerDimensionMismatch {
-                x_cols: x.ncols(),
-                w_rows: self.in_features(),
-            });
-        }
+        check_inner_dim(x.ncols(), self.in_features())?;
         let mut y = x.dot(&self.weight);
         if let Some(b) = &self.bias {
             y += b;

@@ -21,9 +21,9 @@
 //! refuses it. Infinities saturate to the range bounds, as any finite value
 //! beyond the range does.
 
-use ndarray::{ArrayBase, Data, Dimension};
+use ndarray::{Array2, ArrayBase, Data, Dimension, Ix2};
 
-use crate::alloc::try_map;
+use crate::alloc::{try_filled, try_map};
 use crate::elem::QuantElem;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange};
@@ -200,6 +200,30 @@ where
     try_map("quantized array", x, |v| {
         T::from_i32_clamped(quantizer.quantize(v))
     })
+}
+
+/// The real-in, real-out path of the layers and stacks: `x` quantized with
+/// `input` onto its range as `T`, `run` from it into an m×`n` output of
+/// `T`, that output dequantized with `output`. The output is allocated
+/// first, so that a batch too large fails before any pass over `x`.
+/// Errors on a NaN in `x`, and as `run` does.
+pub(crate) fn through_quantized<T, S>(
+    x: &ArrayBase<S, Ix2>,
+    (input, range): (QuantParams, QuantRange),
+    (n, output): (usize, QuantParams),
+    run: impl FnOnce(&Array2<T>, &mut Array2<T>) -> Result<(), QuantError>,
+) -> Result<Array2<f32>, QuantError>
+where
+    T: QuantElem,
+    S: Data<Elem = f32>,
+{
+    let m = x.nrows();
+    let y_q = try_filled("output", &[m, n], T::default())?;
+    let mut y_q = Array2::from_shape_vec((m, n), y_q).expect("m·n values");
+    let x_q = quantize_as::<T, _, _>(x, input, range)?;
+    check_no_nan(x, "input")?;
+    run(&x_q, &mut y_q)?;
+    try_map("output", &y_q, |q| dequantize_value(q.to_i32(), output))
 }
 
 /// `range` must be ordered and lie within `T`.

@@ -4,10 +4,10 @@
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 use crate::elem::{ElemKind, QuantElem};
-use crate::error::QuantError;
+use crate::error::{check_inner_dim, QuantError};
 use crate::linear::QuantizedLinear;
 use crate::params::QuantParams;
-use crate::quantize::{check_no_nan, quantize_as, try_dequantize};
+use crate::quantize::through_quantized;
 
 /// A stack of [`QuantizedLinear`] layers (an MLP: each layer's fused
 /// activation, e.g. ReLU, is its clamp), run one after another on 8-bit
@@ -107,11 +107,28 @@ impl QuantizedSequential {
         S: Data<Elem = T>,
         T: QuantElem,
     {
-        let mut y = self.first().forward(x)?;
-        for layer in &self.layers[1..] {
-            y = layer.forward(&y)?;
+        match self.hidden(x)? {
+            Some(h) => self.last().forward(&h),
+            None => self.last().forward(x),
         }
-        Ok(y)
+    }
+
+    /// The output of every layer but the last on `x`; `None` for a stack
+    /// of one layer.
+    fn hidden<S, T>(&self, x: &ArrayBase<S, Ix2>) -> Result<Option<Array2<T>>, QuantError>
+    where
+        S: Data<Elem = T>,
+        T: QuantElem,
+    {
+        let before_last = &self.layers[..self.layers.len() - 1];
+        let Some((first, middle)) = before_last.split_first() else {
+            return Ok(None);
+        };
+        let mut h = first.forward(x)?;
+        for layer in middle {
+            h = layer.forward(&h)?;
+        }
+        Ok(Some(h))
     }
 
     /// Quantizes real input `x` with the first layer's params (into its
@@ -134,15 +151,13 @@ impl QuantizedSequential {
         x: &ArrayBase<S, Ix2>,
     ) -> Result<Array2<f32>, QuantError> {
         let first = self.first();
-        if x.ncols() != first.in_features() {
-            return Err(QuantError::InnerDimensionMismatch {
-                x_cols: x.ncols(),
-                w_rows: first.in_features(),
-            });
-        }
-        let x_q = quantize_as::<T, _, _>(x, first.input_params(), first.input_range())?;
-        check_no_nan(x, "input")?;
-        try_dequantize(&self.forward(&x_q)?, self.output_params())
+        check_inner_dim(x.ncols(), first.in_features())?;
+        let input = (first.input_params(), first.input_range());
+        let output = (self.out_features(), self.output_params());
+        through_quantized::<T, S>(x, input, output, |x_q, y_q| match self.hidden(x_q)? {
+            Some(h) => self.last().forward_into(&h, y_q),
+            None => self.last().forward_into(x_q, y_q),
+        })
     }
 
     fn first(&self) -> &QuantizedLinear {

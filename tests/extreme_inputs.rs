@@ -29,49 +29,14 @@ fn is_too_large<T: std::fmt::Debug>(r: Result<T, QuantError>, what: &str) {
 /// `y = x·2^31 − 2^30`: −2^30 → −128, 2^30 → 127, 3·2^30 → 127. TFLite's
 /// single rounding replaces a shift above 30 by `(2^31 − 1, 30)`, which
 /// makes x = 1 come out as `2^30 − 2^30 = 0`.
-#[test]
-fn single_rounding_takes_multipliers_of_2_pow_30_and_more_exactly() {
-    let out = QuantParams::new(2f64.powi(-31), -(1 << 30)).unwrap();
+/// The 1×1 layer `W = [[1]]`, `p_X = p_W = (1, 0)`, output params `out`,
+/// with single rounding: on `x`, every kernel that takes it and the
+/// notebook's f64 requantizer give `want`.
+fn single_rounding_gives(out: QuantParams, x: Array2<i8>, want: Array2<i8>) {
     let base = QuantizedLinear::from_quantized(array![[1i8]], unit(), Bias::None, unit(), out)
         .unwrap()
         .with_requantizer(Requantizer::FixedPoint(Rounding::Single))
         .unwrap();
-    let x = array![[0i8], [1], [2], [-1]];
-    let mut kernels = 0;
-    for name in available_kernels() {
-        let Ok(layer) = base.clone().with_kernel(name) else {
-            continue; // the 7-bit kernel refuses a full-range layer
-        };
-        assert_eq!(layer.kernel_name(), name);
-        assert_eq!(
-            layer.forward(&x).unwrap(),
-            array![[-128i8], [127], [127], [-128]],
-            "{name}"
-        );
-        kernels += 1;
-    }
-    assert!(kernels >= 1);
-    // The notebook's f64 requantizer agrees.
-    let f64_layer = base.with_requantizer(Requantizer::Float64).unwrap();
-    assert_eq!(
-        f64_layer.forward(&x).unwrap(),
-        array![[-128i8], [127], [127], [-128]]
-    );
-}
-
-/// `M = 2^25`, `z_Y = −2^31`: `y = x·2^25 − 2^31`, so x = 63, 64, 65 give
-/// −2^25 → −128, 0 and 2^25 → 127. A product saturated to `i32` before
-/// the zero point is added (TFLite's i32 arithmetic) gives −1 for 64 and
-/// 65: the output lands at the wrong end of the range.
-#[test]
-fn single_rounding_adds_the_zero_point_to_the_true_product() {
-    let out = QuantParams::new(2f64.powi(-25), i32::MIN).unwrap();
-    let base = QuantizedLinear::from_quantized(array![[1i8]], unit(), Bias::None, unit(), out)
-        .unwrap()
-        .with_requantizer(Requantizer::FixedPoint(Rounding::Single))
-        .unwrap();
-    let x = array![[63i8], [64], [65], [127]];
-    let want = array![[-128i8], [0], [127], [127]];
     let mut kernels = 0;
     for name in available_kernels() {
         let Ok(layer) = base.clone().with_kernel(name) else {
@@ -84,6 +49,28 @@ fn single_rounding_adds_the_zero_point_to_the_true_product() {
     assert!(kernels >= 1);
     let f64_layer = base.with_requantizer(Requantizer::Float64).unwrap();
     assert_eq!(f64_layer.forward(&x).unwrap(), want);
+}
+
+/// `p_Y = (2^-31, −2^30)`: `M = 2^31`, so `y = x·2^31 − 2^30`: −2^30 →
+/// −128, 2^30 → 127, 3·2^30 → 127. TFLite's single rounding replaces a
+/// shift above 30 by `(2^31 − 1, 30)`, which makes x = 1 come out as
+/// `2^30 − 2^30 = 0`.
+#[test]
+fn single_rounding_takes_multipliers_of_2_pow_30_and_more_exactly() {
+    let out = QuantParams::new(2f64.powi(-31), -(1 << 30)).unwrap();
+    let x = array![[0i8], [1], [2], [-1]];
+    single_rounding_gives(out, x, array![[-128i8], [127], [127], [-128]]);
+}
+
+/// `M = 2^25`, `z_Y = −2^31`: `y = x·2^25 − 2^31`, so x = 63, 64, 65 give
+/// −2^25 → −128, 0 and 2^25 → 127. A product saturated to `i32` before
+/// the zero point is added (TFLite's i32 arithmetic) gives −1 for 64 and
+/// 65: the output lands at the wrong end of the range.
+#[test]
+fn single_rounding_adds_the_zero_point_to_the_true_product() {
+    let out = QuantParams::new(2f64.powi(-25), i32::MIN).unwrap();
+    let x = array![[63i8], [64], [65], [127]];
+    single_rounding_gives(out, x, array![[-128i8], [0], [127], [127]]);
 }
 
 #[test]

@@ -27,23 +27,25 @@ fn skewed_weights(rng: &mut StdRng) -> Array2<f32> {
     uniform(rng, 256, 64, |j| 10f32.powf(-2.0 + 4.0 * j as f32 / 63.0))
 }
 
+/// TFLite's weights: symmetric on [-127, 127], per output column or for
+/// the whole matrix.
+fn symmetric_weight_params(w: &Array2<f32>, per_channel: bool) -> WeightParams {
+    let range = QuantRange::INT8_NARROW;
+    if per_channel {
+        WeightParams::per_channel(w, WeightLayout::InOut, Scheme::Symmetric, range)
+    } else {
+        WeightParams::per_tensor(w, Scheme::Symmetric, range)
+    }
+    .unwrap()
+}
+
 #[test]
 fn per_channel_weights_beat_per_tensor_on_columns_of_different_ranges() {
     let mut rng = StdRng::seed_from_u64(3);
     let w = skewed_weights(&mut rng);
     let mut db = Vec::new();
     for per_channel in [false, true] {
-        let params = if per_channel {
-            WeightParams::per_channel(
-                &w,
-                WeightLayout::InOut,
-                Scheme::Symmetric,
-                QuantRange::INT8_NARROW,
-            )
-        } else {
-            WeightParams::per_tensor(&w, Scheme::Symmetric, QuantRange::INT8_NARROW)
-        }
-        .unwrap();
+        let params = symmetric_weight_params(&w, per_channel);
         let w_q = params.quantize(&w).unwrap();
         let w_dq = Array2::from_shape_fn(w.dim(), |(k, j)| {
             let p = params.channel(j).unwrap();
@@ -73,17 +75,7 @@ fn per_channel_weights_beat_per_tensor_on_columns_of_different_ranges() {
     let py = QuantParams::affine(f64::from(lo), f64::from(hi), QuantRange::INT8).unwrap();
     let mut out_db = Vec::new();
     for per_channel in [false, true] {
-        let pw = if per_channel {
-            WeightParams::per_channel(
-                &w,
-                WeightLayout::InOut,
-                Scheme::Symmetric,
-                QuantRange::INT8_NARROW,
-            )
-        } else {
-            WeightParams::per_tensor(&w, Scheme::Symmetric, QuantRange::INT8_NARROW)
-        }
-        .unwrap();
+        let pw = symmetric_weight_params(&w, per_channel);
         let layer = QuantizedLinear::from_f32(&w, pw, F32Bias::Real(b.view()), px, py).unwrap();
         let acc = layer
             .accumulate(&quantize_as::<i8, _, _>(&x, px, QuantRange::INT8).unwrap())
@@ -389,13 +381,7 @@ fn dynamic_quantization_matches_its_definition() {
 fn dynamic_params_come_from_extremes_in_any_layout() {
     let mut rng = StdRng::seed_from_u64(12);
     let w = uniform(&mut rng, 37, 19, |_| 1.0);
-    let pw = WeightParams::per_channel(
-        &w,
-        WeightLayout::InOut,
-        Scheme::Symmetric,
-        QuantRange::INT8_NARROW,
-    )
-    .unwrap();
+    let pw = symmetric_weight_params(&w, true);
     // 9×37, the transposed storage of a 37×9 array; rows of different ranges.
     let stored = uniform(&mut rng, 37, 9, |j| 0.1 + j as f32);
     let x = stored.t();
@@ -648,13 +634,7 @@ fn dynamic_accumulators_at_the_i32_edge_are_exact() {
 fn per_row_dynamic_rows_do_not_depend_on_the_batch() {
     let mut rng = StdRng::seed_from_u64(11);
     let w = uniform(&mut rng, 64, 40, |_| 1.0);
-    let pw = WeightParams::per_channel(
-        &w,
-        WeightLayout::InOut,
-        Scheme::Symmetric,
-        QuantRange::INT8_NARROW,
-    )
-    .unwrap();
+    let pw = symmetric_weight_params(&w, true);
     let mut x = uniform(&mut rng, 6, 64, |_| 1.0);
     x.row_mut(3).mapv_inplace(|v| v * 1000.0); // one row of a very different range
     let per_row = DynamicActivations {

@@ -13,7 +13,7 @@ use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 use crate::alloc::try_filled;
 use crate::elem::QuantElem;
-use crate::error::QuantError;
+use crate::error::{check_inner_dim, QuantError};
 
 /// Equation (7) for `x` (m×p, `i8` or `u8`) and int8 `w` (p×n) with input
 /// zero point `zx` and one weight zero point per column of `w`, in `i128`.
@@ -41,12 +41,7 @@ where
     Sx: Data<Elem = T>,
     Sw: Data<Elem = i8>,
 {
-    if x.ncols() != w.nrows() {
-        return Err(QuantError::InnerDimensionMismatch {
-            x_cols: x.ncols(),
-            w_rows: w.nrows(),
-        });
-    }
+    check_inner_dim(x.ncols(), w.nrows())?;
     if w_zero_points.len() != w.ncols() {
         return Err(QuantError::LengthMismatch {
             what: "weight zero points",

@@ -60,14 +60,14 @@ use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Data, DataMut, Ix2};
 
 use crate::accumulator::{Terms, WrappingTerms};
 use crate::activation::FusedActivation;
-use crate::alloc::{try_filled, try_map};
+use crate::alloc::{fill_row_major, try_filled};
 use crate::elem::{ElemKind, QuantElem};
-use crate::error::{check_size, QuantError};
+use crate::error::{check_inner_dim, check_out_shape, check_size, QuantError};
 use crate::gemm::driver::Epilogue;
 use crate::gemm::pack::{OutOfRange, PackedWeights};
 use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
-use crate::quantize::{check_finite, check_no_nan, dequantize_value, quantize_as};
+use crate::quantize::{check_finite, through_quantized};
 use crate::requant::{with_stage, ColumnRequant, OutputStage, Requantizer};
 use crate::weights::{WeightLayout, WeightParams};
 
@@ -434,13 +434,7 @@ impl QuantizedLinear {
         T: QuantElem,
     {
         self.check_input::<T>(x.dim())?;
-        let (m, n) = (x.nrows(), self.out_features());
-        if out.dim() != (m, n) {
-            return Err(QuantError::ShapeMismatch {
-                left: vec![m, n],
-                right: out.shape().to_vec(),
-            });
-        }
+        check_out_shape(out.shape(), (x.nrows(), self.out_features()))?;
         self.requantize_into(x, out)
     }
 
@@ -456,7 +450,6 @@ impl QuantizedLinear {
         So: DataMut<Elem = T>,
         T: QuantElem,
     {
-        let (m, n) = out.dim();
         with_stage!(&self.prepared.stage, stage => {
             let epilogue = Requantize {
                 terms: self.terms(),
@@ -464,16 +457,8 @@ impl QuantizedLinear {
                 stage,
                 out: PhantomData::<T>,
             };
-            match out.as_slice_mut() {
-                Some(slice) => self.run(x, &epilogue, slice)?,
-                None => {
-                    let mut buffer = try_filled("output", &[m, n], T::default())?;
-                    self.run(x, &epilogue, &mut buffer)?;
-                    out.assign(&to_matrix(m, n, buffer));
-                }
-            }
-        });
-        Ok(())
+            fill_row_major(out, |slice| self.run(x, &epilogue, slice))
+        })
     }
 
     /// The exact accumulator of (7) for quantized input `x` (m×p), before
@@ -530,18 +515,10 @@ impl QuantizedLinear {
         &self,
         x: &ArrayBase<S, Ix2>,
     ) -> Result<Array2<f32>, QuantError> {
-        if x.ncols() != self.in_features() {
-            return Err(self.dimension_error(x.ncols()));
-        }
-        let (m, n) = (x.nrows(), self.out_features());
-        // Both buffers are allocated before the first pass over `x`.
-        let mut y_q = to_matrix(m, n, try_filled("output", &[m, n], T::default())?);
-        let x_q = quantize_as::<T, _, _>(x, self.options.input, self.options.input_range())?;
-        check_no_nan(x, "input")?;
-        self.forward_into(&x_q, &mut y_q)?;
-        try_map("output", &y_q, |q| {
-            dequantize_value(q.to_i32(), self.options.output)
-        })
+        check_inner_dim(x.ncols(), self.in_features())?;
+        let input = (self.options.input, self.options.input_range());
+        let output = (self.out_features(), self.options.output);
+        through_quantized::<T, S>(x, input, output, |x_q, y_q| self.forward_into(x_q, y_q))
     }
 
     /// The same result as [`forward`](Self::forward), computed by the naive
@@ -708,17 +685,8 @@ impl QuantizedLinear {
                 found: T::KIND,
             });
         }
-        if x_cols != self.in_features() {
-            return Err(self.dimension_error(x_cols));
-        }
+        check_inner_dim(x_cols, self.in_features())?;
         check_size("output", &[m, self.out_features()])
-    }
-
-    fn dimension_error(&self, x_cols: usize) -> QuantError {
-        QuantError::InnerDimensionMismatch {
-            x_cols,
-            w_rows: self.in_features(),
-        }
     }
 
     fn range_error(&self, e: OutOfRange) -> QuantError {
