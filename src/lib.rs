@@ -59,6 +59,7 @@ mod model_file;
 pub mod observer;
 pub mod params;
 pub mod quantize;
+mod quantized_file;
 pub mod requant;
 pub mod sequential;
 pub mod weights;
@@ -78,6 +79,7 @@ pub use observer::{
 };
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
 pub use quantize::{dequantize, quantize, quantize_as, try_dequantize, try_quantize};
+pub use quantized_file::FORMAT_VERSION;
 pub use requant::{Requantizer, Rounding};
 pub use sequential::QuantizedSequential;
 pub use weights::{WeightLayout, WeightParams};
