@@ -48,7 +48,8 @@ impl QuantizedSequential {
     /// The metadata holds one entry, `qlinear`: sorted `key=value` pairs
     /// separated by spaces, `format_version=1` (see [`FORMAT_VERSION`]),
     /// `layers=N`, and per layer `layers.{i}.activation_type` (`int8`,
-    /// `uint8`) and `layers.{i}.requantizer` (`float64`,
+    /// `uint8`), `layers.{i}.bias` (`none`, `int32`, `int8`) and
+    /// `layers.{i}.requantizer` (`float64`,
     /// `tflite_reference`, `fixed_point_half_up`, `fixed_point_double`,
     /// `fixed_point_single`, `float32`). The kernel is not stored: the
     /// loading machine picks its own, and every kernel gives the same
@@ -88,6 +89,12 @@ impl QuantizedSequential {
                 name("requantizer"),
                 requantizer_name(layer.requantizer()).to_string(),
             );
+            let bias_kind = match layer.bias() {
+                Bias::None => "none",
+                Bias::Int32(_) => "int32",
+                Bias::Int8 { .. } => "int8",
+            };
+            description.insert(name("bias"), bias_kind.to_string());
             let w = layer.unpack_weights();
             tensors.push(Stored::new(
                 name("weight"),
@@ -397,7 +404,7 @@ impl<'d> LayerReader<'_, 'd> {
         let w = ArrayView2::from_shape((p, n), &w)
             .map_err(|e| file_error(format!("{}weight: {e}", self.prefix)))?;
         let weight_params = self.weight_params(n)?;
-        let bias = self.bias(n)?;
+        let bias = self.bias(d.get(&format!("layers.{i}.bias"))?, n)?;
         let input = self.params("input")?;
         let output = self.params("output")?;
         let [qmin, qmax] = self.pair("input_range")?;
@@ -530,13 +537,29 @@ impl<'d> LayerReader<'_, 'd> {
         })
     }
 
-    /// The bias: none, I32 values, or I8 values with their params.
-    fn bias(&mut self, n: usize) -> Result<Bias, QuantError> {
-        let Some(view) = self.optional("bias") else {
-            return Ok(Bias::None);
+    /// The bias of `kind` (the metadata's `none`, `int32` or `int8`).
+    fn bias(&mut self, kind: &str, n: usize) -> Result<Bias, QuantError> {
+        let expected = match kind {
+            "none" => return Ok(Bias::None),
+            "int32" => Dtype::I32,
+            "int8" => Dtype::I8,
+            other => {
+                return Err(file_error(format!(
+                    "{}bias={other}; expected none, int32 or int8",
+                    self.prefix
+                )))
+            }
         };
+        let view = self.required("bias")?;
         if view.shape() != [n] {
             return Err(self.shape_error("bias", view.shape(), &format!("[{n}]")));
+        }
+        if view.dtype() != expected {
+            return Err(file_error(format!(
+                "tensor {}bias is {:?}; the metadata says {kind}",
+                self.prefix,
+                view.dtype()
+            )));
         }
         match view.dtype() {
             Dtype::I32 => {
@@ -551,10 +574,7 @@ impl<'d> LayerReader<'_, 'd> {
                     params,
                 })
             }
-            other => Err(file_error(format!(
-                "tensor {}bias is {other:?}; expected I32 or I8",
-                self.prefix
-            ))),
+            _ => unreachable!("checked against the metadata above"),
         }
     }
 }

@@ -207,7 +207,7 @@ fn metadata_describes_the_model() {
     assert_eq!(
         text,
         &format!(
-            "format_version={} layers=1 layers.0.activation_type=uint8 \
+            "format_version={} layers=1 layers.0.activation_type=uint8 layers.0.bias=none \
              layers.0.requantizer=fixed_point_single",
             qlinear::FORMAT_VERSION
         )
