@@ -4,9 +4,22 @@ pub use crate::elem_kind::ElemKind;
 use crate::params::QuantRange;
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for i8 {}
-    impl Sealed for u8 {}
+    use crate::workspace::Workspace;
+
+    pub trait Sealed: Sized {
+        /// This type's buffers in a workspace.
+        fn buffers(ws: &mut Workspace) -> &mut [Vec<Self>; 4];
+    }
+    impl Sealed for i8 {
+        fn buffers(ws: &mut Workspace) -> &mut [Vec<i8>; 4] {
+            &mut ws.int8
+        }
+    }
+    impl Sealed for u8 {
+        fn buffers(ws: &mut Workspace) -> &mut [Vec<u8>; 4] {
+            &mut ws.uint8
+        }
+    }
 }
 
 /// An 8-bit storage type for quantized values. Implemented for `i8` and

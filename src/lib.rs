@@ -63,6 +63,7 @@ mod quantized_file;
 pub mod requant;
 pub mod sequential;
 pub mod weights;
+pub mod workspace;
 
 pub use activation::FusedActivation;
 pub use calibration::{Calibration, ConvertOptions, WeightGranularity};
@@ -83,6 +84,7 @@ pub use quantized_file::FORMAT_VERSION;
 pub use requant::{Requantizer, Rounding};
 pub use sequential::QuantizedSequential;
 pub use weights::{WeightLayout, WeightParams};
+pub use workspace::Workspace;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

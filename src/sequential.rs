@@ -1,13 +1,15 @@
 //! [`QuantizedSequential`]: quantized layers run one after another, their
 //! 8-bit activations passed on without leaving the quantized domain.
 
-use ndarray::{Array2, ArrayBase, Data, Ix2};
+use ndarray::{Array2, ArrayBase, Data, DataMut, Ix2, Zip};
 
+use crate::alloc::try_filled;
 use crate::elem::{ElemKind, QuantElem};
-use crate::error::{check_inner_dim, QuantError};
+use crate::error::{check_inner_dim, check_out_shape, QuantError};
 use crate::linear::QuantizedLinear;
 use crate::params::QuantParams;
-use crate::quantize::through_quantized;
+use crate::quantize::{check_no_nan, dequantize_value, ScalarQuantizer};
+use crate::workspace::{matrix, matrix_mut, Workspace};
 
 /// A stack of [`QuantizedLinear`] layers (an MLP: each layer's fused
 /// activation, e.g. ReLU, is its clamp), run one after another on 8-bit
@@ -107,28 +109,92 @@ impl QuantizedSequential {
         S: Data<Elem = T>,
         T: QuantElem,
     {
-        match self.hidden(x)? {
-            Some(h) => self.last().forward(&h),
-            None => self.last().forward(x),
-        }
+        let shape = [x.nrows(), self.out_features()];
+        let out = try_filled("output", &shape, T::default())?;
+        let mut out = Array2::from_shape_vec((shape[0], shape[1]), out).expect("m·n values");
+        self.forward_into(x, &mut out, &mut Workspace::new())?;
+        Ok(out)
     }
 
-    /// The output of every layer but the last on `x`; `None` for a stack
-    /// of one layer.
-    fn hidden<S, T>(&self, x: &ArrayBase<S, Ix2>) -> Result<Option<Array2<T>>, QuantError>
+    /// [`forward`](Self::forward) into `out` (m × `out_features`, any
+    /// layout, every element overwritten), the activations between layers
+    /// kept in `workspace`: once the workspace has seen a batch this large,
+    /// the call allocates nothing (with the layers' packing buffers, which
+    /// each thread keeps) when `out` is in standard layout and the product
+    /// runs on one thread.
+    ///
+    /// Errors as `forward` does, and if `out` is not m × `out_features`.
+    ///
+    /// ```
+    /// use ndarray::{array, Array2};
+    /// use qlinear::{QuantParams, QuantizedLinear, QuantizedSequential, WeightLayout, Workspace};
+    ///
+    /// let p = QuantParams::new(0.1, 0)?;
+    /// let w = array![[20i8, -10], [5, 30]];
+    /// let layer = |w: &Array2<i8>| {
+    ///     QuantizedLinear::builder_int8(w.view(), WeightLayout::InOut, p)
+    ///         .input_params(p)
+    ///         .output_params(p)
+    ///         .build()
+    /// };
+    /// let mlp = QuantizedSequential::new(vec![layer(&w)?, layer(&w)?])?;
+    /// let mut workspace = Workspace::new();
+    /// let mut y = Array2::<i8>::zeros((1, 2));
+    /// for x in [array![[10i8, 20]], array![[-3i8, 7]]] {
+    ///     mlp.forward_into(&x, &mut y, &mut workspace)?; // allocates on the first call only
+    ///     assert_eq!(y, mlp.forward(&x)?);
+    /// }
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn forward_into<S, So, T>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+        workspace: &mut Workspace,
+    ) -> Result<(), QuantError>
     where
         S: Data<Elem = T>,
+        So: DataMut<Elem = T>,
         T: QuantElem,
     {
-        let before_last = &self.layers[..self.layers.len() - 1];
+        let [_, a, b, _] = T::buffers(workspace);
+        self.run(x, out, (a, b))
+    }
+
+    /// Every layer on `x`, the last into `out`, the others through `a` and
+    /// `b` in turn.
+    fn run<S, So, T>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+        (a, b): (&mut Vec<T>, &mut Vec<T>),
+    ) -> Result<(), QuantError>
+    where
+        S: Data<Elem = T>,
+        So: DataMut<Elem = T>,
+        T: QuantElem,
+    {
+        let (last, before_last) = self.layers.split_last().expect("a stack is never empty");
         let Some((first, middle)) = before_last.split_first() else {
-            return Ok(None);
+            return last.forward_into(x, out);
         };
-        let mut h = first.forward(x)?;
+        let m = x.nrows();
+        let (mut filled, mut spare) = (a, b);
+        first.forward_into(
+            x,
+            &mut matrix_mut(filled, "activations", (m, first.out_features()))?,
+        )?;
+        let mut width = first.out_features();
         for layer in middle {
-            h = layer.forward(&h)?;
+            let shape = (m, layer.out_features());
+            layer.forward_into(
+                &matrix(filled, (m, width)),
+                &mut matrix_mut(spare, "activations", shape)?,
+            )?;
+            std::mem::swap(&mut filled, &mut spare);
+            width = layer.out_features();
         }
-        Ok(Some(h))
+        last.forward_into(&matrix(filled, (m, width)), out)
     }
 
     /// Quantizes real input `x` with the first layer's params (into its
@@ -150,14 +216,61 @@ impl QuantizedSequential {
         &self,
         x: &ArrayBase<S, Ix2>,
     ) -> Result<Array2<f32>, QuantError> {
+        check_inner_dim(x.ncols(), self.in_features())?;
+        // Allocated first, so that a batch too large fails before any pass.
+        let shape = [x.nrows(), self.out_features()];
+        let out = try_filled("output", &shape, 0.0f32)?;
+        let mut out = Array2::from_shape_vec((shape[0], shape[1]), out).expect("m·n values");
+        self.forward_f32_into_as::<T, S, _>(x, &mut out, &mut Workspace::new())?;
+        Ok(out)
+    }
+
+    /// [`forward_f32`](Self::forward_f32) into `out` (m ×
+    /// `out_features`, any layout, every element overwritten), through
+    /// `workspace`: after the first call with a batch this large it
+    /// allocates nothing, as [`forward_into`](Self::forward_into).
+    ///
+    /// Errors as `forward_f32` does, and if `out` is not m × `out_features`.
+    pub fn forward_f32_into<S, So>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+        workspace: &mut Workspace,
+    ) -> Result<(), QuantError>
+    where
+        S: Data<Elem = f32>,
+        So: DataMut<Elem = f32>,
+    {
+        match self.activation_type() {
+            ElemKind::Int8 => self.forward_f32_into_as::<i8, S, So>(x, out, workspace),
+            ElemKind::Uint8 => self.forward_f32_into_as::<u8, S, So>(x, out, workspace),
+        }
+    }
+
+    fn forward_f32_into_as<T: QuantElem, S: Data<Elem = f32>, So: DataMut<Elem = f32>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+        workspace: &mut Workspace,
+    ) -> Result<(), QuantError> {
         let first = self.first();
         check_inner_dim(x.ncols(), first.in_features())?;
-        let input = (first.input_params(), first.input_range());
-        let output = (self.out_features(), self.output_params());
-        through_quantized::<T, S>(x, input, output, |x_q, y_q| match self.hidden(x_q)? {
-            Some(h) => self.last().forward_into(&h, y_q),
-            None => self.last().forward_into(x_q, y_q),
-        })
+        let (m, n) = (x.nrows(), self.out_features());
+        check_out_shape(out.shape(), (m, n))?;
+        check_no_nan(x, "input")?;
+        let [input, a, b, output] = T::buffers(workspace);
+        let quantizer = ScalarQuantizer::new(first.input_params(), first.input_range());
+        let mut x_q = matrix_mut(input, "quantized input", x.dim())?;
+        Zip::from(&mut x_q)
+            .and(x)
+            .for_each(|q, &v| *q = T::from_i32_clamped(quantizer.quantize(v)));
+        let mut y_q = matrix_mut(output, "quantized output", (m, n))?;
+        self.run(&x_q, &mut y_q, (a, b))?;
+        let params = self.output_params();
+        Zip::from(out)
+            .and(&y_q)
+            .for_each(|y, &q| *y = dequantize_value(q.to_i32(), params));
+        Ok(())
     }
 
     fn first(&self) -> &QuantizedLinear {

@@ -34,6 +34,15 @@ impl<T: Copy + Default> AlignedVec<T> {
         AlignedVec { buf, start, len }
     }
 
+    /// No values and no allocation.
+    pub(crate) fn empty() -> Self {
+        AlignedVec {
+            buf: Vec::new(),
+            start: 0,
+            len: 0,
+        }
+    }
+
     /// The values.
     #[inline]
     pub(crate) fn as_slice(&self) -> &[T] {
@@ -44,6 +53,17 @@ impl<T: Copy + Default> AlignedVec<T> {
     #[inline]
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.buf[self.start..self.start + self.len]
+    }
+
+    /// Holds `len` default values in the same allocation, if it has room
+    /// for them past its aligned start; otherwise unchanged.
+    pub(crate) fn refill(&mut self, len: usize) -> bool {
+        if self.start + len > self.buf.len() {
+            return false;
+        }
+        self.len = len;
+        self.as_mut_slice().fill(T::default());
+        true
     }
 
     /// Bytes allocated, slack included.

@@ -28,6 +28,8 @@ pub enum ADomain {
     U7,
 }
 
+use super::scratch::Pooled;
+
 /// A microkernel computing (16). See the module docs.
 ///
 /// # Safety
@@ -37,7 +39,7 @@ pub enum ADomain {
 /// the slices it is given.
 pub unsafe trait Kernel: Copy + Send + Sync + 'static {
     /// Packed activation element.
-    type A: Copy + Default + Send + Sync + 'static;
+    type A: Copy + Default + Send + Sync + Pooled + 'static;
     /// Name in the form `arch-AiBiAcc-isa`, e.g. `x86_64-i8i8i32-avx2`.
     const NAME: &'static str;
     /// Largest number of rows per tile.

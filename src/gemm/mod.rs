@@ -33,6 +33,7 @@ pub(crate) mod kernel;
 pub(crate) mod pack;
 mod portable;
 pub mod reference;
+mod scratch;
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 

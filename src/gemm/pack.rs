@@ -27,6 +27,7 @@ use ndarray::{s, ArrayBase, ArrayView2, Data, Ix2};
 
 use super::aligned::{AlignedVec, LINE};
 use super::kernel::Kernel;
+use super::scratch;
 use crate::elem::QuantElem;
 
 /// Int8 weight panels for one kernel layout, with column sums.
@@ -152,9 +153,9 @@ impl<K: Kernel> PackedRows<K> {
         let m = rows.len();
         let stride = row_stride::<K::A>(kp);
         let mut a = PackedRows {
-            data: AlignedVec::new(m.next_multiple_of(K::MR) * stride),
+            data: scratch::zeroed(m.next_multiple_of(K::MR) * stride),
             stride,
-            row_sums: vec![0; if with_row_sums { m } else { 0 }],
+            row_sums: scratch::zeroed_sums(if with_row_sums { m } else { 0 }),
             first: rows.start,
         };
         pack(rows, stride, a.data.as_mut_slice(), &mut a.row_sums);
@@ -169,6 +170,13 @@ impl<K: Kernel> PackedRows<K> {
             row_sums: &self.row_sums,
             first: self.first,
         }
+    }
+}
+
+impl<K: Kernel> Drop for PackedRows<K> {
+    fn drop(&mut self) {
+        scratch::give_back(std::mem::replace(&mut self.data, AlignedVec::empty()));
+        scratch::give_back_sums(std::mem::take(&mut self.row_sums));
     }
 }
 
