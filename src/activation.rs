@@ -24,6 +24,7 @@ use crate::requant::Requantizer;
 
 /// An activation fused into a layer's output, as an integer clamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum FusedActivation {
     /// No clamp beyond the output type's range.
     #[default]

@@ -17,6 +17,7 @@ use crate::weights::{WeightLayout, WeightParams};
 
 /// One parameter set for a whole weight matrix, or one per output feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WeightGranularity {
     /// One `(scale, zero point)` for all of `W`.
     PerTensor,
@@ -33,7 +34,15 @@ pub enum WeightGranularity {
 /// `[-127, 127]` (TFLite's and PyTorch's weights), and the notebook's
 /// `Float64` requantizer. Pick the requantizer and activation type of a
 /// deployment target from the README's table to match that runtime.
+///
+/// With the `serde` feature, fields missing from the data take their
+/// [`Default`] values, so a config names only what it changes.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct ConvertOptions {
     /// `i8` or `u8` activations between layers (full range).
     pub activation_type: ElemKind,

@@ -61,6 +61,8 @@ pub mod params;
 pub mod quantize;
 pub mod requant;
 pub mod sequential;
+#[cfg(feature = "serde")]
+mod serde_fields;
 pub mod weights;
 
 pub use activation::FusedActivation;
