@@ -71,6 +71,23 @@ impl Default for ConvertOptions {
     }
 }
 
+impl ConvertOptions {
+    /// The params of real weights `w` (p×n) under the `weight_*` fields.
+    pub(crate) fn weight_params(&self, w: ArrayView2<'_, f32>) -> Result<WeightParams, QuantError> {
+        match self.weight_granularity {
+            WeightGranularity::PerTensor => {
+                WeightParams::per_tensor(&w, self.weight_scheme, self.weight_range)
+            }
+            WeightGranularity::PerChannel => WeightParams::per_channel(
+                &w,
+                WeightLayout::InOut,
+                self.weight_scheme,
+                self.weight_range,
+            ),
+        }
+    }
+}
+
 /// One observer per boundary of a [`FloatSequential`] (its input, then
 /// each layer's output after its activation), fed by running the model.
 ///
@@ -179,17 +196,7 @@ impl<O: Observer + Clone> Calibration<O> {
             .enumerate()
             .map(|(i, layer)| {
                 let w = layer.weight();
-                let pw = match options.weight_granularity {
-                    WeightGranularity::PerTensor => {
-                        WeightParams::per_tensor(&w, options.weight_scheme, options.weight_range)?
-                    }
-                    WeightGranularity::PerChannel => WeightParams::per_channel(
-                        &w,
-                        WeightLayout::InOut,
-                        options.weight_scheme,
-                        options.weight_range,
-                    )?,
-                };
+                let pw = options.weight_params(w)?;
                 let mut builder = QuantizedLinear::builder_f32(w, WeightLayout::InOut, pw)
                     .activation_type(options.activation_type)
                     .input_params(params[i])
