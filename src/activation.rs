@@ -17,6 +17,8 @@
 //! the requantizer: XNNPACK's rule for [`Requantizer::Float32`], LiteRT's
 //! kernels' rule for the others.
 
+use ndarray::{ArrayBase, DataMut, Dimension};
+
 use crate::elem::ElemKind;
 use crate::error::QuantError;
 use crate::params::QuantParams;
@@ -24,6 +26,7 @@ use crate::requant::Requantizer;
 
 /// An activation fused into a layer's output, as an integer clamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum FusedActivation {
     /// No clamp beyond the output type's range.
     #[default]
@@ -37,6 +40,22 @@ pub enum FusedActivation {
 }
 
 impl FusedActivation {
+    /// The activation on real values, `y ← clamp(y, lo, hi)`: what the
+    /// integer clamp (21) stands for, for layers whose outputs stay real.
+    pub(crate) fn apply_real<S, D>(self, y: &mut ArrayBase<S, D>)
+    where
+        S: DataMut<Elem = f32>,
+        D: Dimension,
+    {
+        let (lo, hi) = match self {
+            FusedActivation::None => return,
+            FusedActivation::Relu => (0.0, f32::INFINITY),
+            FusedActivation::Relu6 => (0.0, 6.0),
+            FusedActivation::ReluN1To1 => (-1.0, 1.0),
+        };
+        y.mapv_inplace(|v| v.clamp(lo, hi));
+    }
+
     /// The clamp (21) for outputs with params `output` stored as `kind`,
     /// as the runtime `requantizer` is named after derives it.
     ///

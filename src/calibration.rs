@@ -17,6 +17,7 @@ use crate::weights::{WeightLayout, WeightParams};
 
 /// One parameter set for a whole weight matrix, or one per output feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WeightGranularity {
     /// One `(scale, zero point)` for all of `W`.
     PerTensor,
@@ -33,7 +34,15 @@ pub enum WeightGranularity {
 /// `[-127, 127]` (TFLite's and PyTorch's weights), and the notebook's
 /// `Float64` requantizer. Pick the requantizer and activation type of a
 /// deployment target from the README's table to match that runtime.
+///
+/// With the `serde` feature, fields missing from the data take their
+/// [`Default`] values, so a config names only what it changes.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct ConvertOptions {
     /// `i8` or `u8` activations between layers (full range).
     pub activation_type: ElemKind,
@@ -58,6 +67,23 @@ impl Default for ConvertOptions {
             weight_scheme: Scheme::Symmetric,
             weight_range: QuantRange::INT8_NARROW,
             requantizer: Requantizer::Float64,
+        }
+    }
+}
+
+impl ConvertOptions {
+    /// The params of real weights `w` (p×n) under the `weight_*` fields.
+    pub(crate) fn weight_params(&self, w: ArrayView2<'_, f32>) -> Result<WeightParams, QuantError> {
+        match self.weight_granularity {
+            WeightGranularity::PerTensor => {
+                WeightParams::per_tensor(&w, self.weight_scheme, self.weight_range)
+            }
+            WeightGranularity::PerChannel => WeightParams::per_channel(
+                &w,
+                WeightLayout::InOut,
+                self.weight_scheme,
+                self.weight_range,
+            ),
         }
     }
 }
@@ -170,17 +196,7 @@ impl<O: Observer + Clone> Calibration<O> {
             .enumerate()
             .map(|(i, layer)| {
                 let w = layer.weight();
-                let pw = match options.weight_granularity {
-                    WeightGranularity::PerTensor => {
-                        WeightParams::per_tensor(&w, options.weight_scheme, options.weight_range)?
-                    }
-                    WeightGranularity::PerChannel => WeightParams::per_channel(
-                        &w,
-                        WeightLayout::InOut,
-                        options.weight_scheme,
-                        options.weight_range,
-                    )?,
-                };
+                let pw = options.weight_params(w)?;
                 let mut builder = QuantizedLinear::builder_f32(w, WeightLayout::InOut, pw)
                     .activation_type(options.activation_type)
                     .input_params(params[i])

@@ -48,6 +48,7 @@ use std::borrow::Cow;
 
 /// Which values share one set of activation parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Granularity {
     /// One scale and zero point for the whole input (ONNX Runtime, PyTorch).
     #[default]
@@ -57,7 +58,15 @@ pub enum Granularity {
 }
 
 /// How [`DynamicLinear`] quantizes its input on each call.
+///
+/// With the `serde` feature, fields missing from the data take their
+/// [`Default`] values, so a config names only what it changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct DynamicActivations {
     /// Per tensor or per row.
     pub granularity: Granularity,

@@ -3,6 +3,7 @@
 
 /// The two 8-bit quantized types, as a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ElemKind {
     /// `i8`.
     Int8,

@@ -81,13 +81,7 @@ impl FloatLinear {
         if let Some(b) = &self.bias {
             y += b;
         }
-        let (lo, hi) = match self.activation {
-            FusedActivation::None => return Ok(y),
-            FusedActivation::Relu => (0.0, f32::INFINITY),
-            FusedActivation::Relu6 => (0.0, 6.0),
-            FusedActivation::ReluN1To1 => (-1.0, 1.0),
-        };
-        y.mapv_inplace(|v| v.clamp(lo, hi));
+        self.activation.apply_real(&mut y);
         Ok(y)
     }
 }

@@ -32,7 +32,8 @@
 //!   per-channel [`WeightParams`];
 //! - layers: [`QuantizedLinear`] (int8 or uint8 activations, the
 //!   [`Requantizer`]s of numpy, LiteRT, XNNPACK and ONNX Runtime bit for
-//!   bit, fused activations) and [`DynamicLinear`];
+//!   bit, fused activations) and [`DynamicLinear`]; stacks of them,
+//!   [`QuantizedSequential`] and [`DynamicSequential`];
 //! - calibration: the [`observer`]s, [`sqnr_db`], [`max_abs_error`];
 //! - speed: packed weights and SIMD kernels chosen at run time
 //!   ([`kernel_name`], [`available_kernels`]), every one equal to the naive
@@ -48,6 +49,7 @@ pub mod activation;
 mod alloc;
 pub mod calibration;
 pub mod dynamic;
+pub mod dynamic_sequential;
 pub mod elem;
 mod elem_kind;
 pub mod error;
@@ -62,12 +64,15 @@ pub mod quantize;
 mod quantized_file;
 pub mod requant;
 pub mod sequential;
+#[cfg(feature = "serde")]
+mod serde_fields;
 pub mod weights;
 pub mod workspace;
 
 pub use activation::FusedActivation;
 pub use calibration::{Calibration, ConvertOptions, WeightGranularity};
 pub use dynamic::{DynamicActivations, DynamicLinear, Granularity};
+pub use dynamic_sequential::{DynamicSequential, DynamicWorkspace};
 pub use elem::{ElemKind, QuantElem};
 pub use error::QuantError;
 pub use float_sequential::{FloatLinear, FloatSequential};

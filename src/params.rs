@@ -18,7 +18,15 @@ use crate::error::QuantError;
 pub const MIN_SCALE: f64 = 1.0 / (f32::MAX as f64);
 
 /// An integer target range `[qmin, qmax]` that quantized values are clamped to.
+///
+/// With the `serde` feature, deserializing checks `qmin < qmax` as
+/// [`QuantRange::new`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "crate::serde_fields::QuantRangeFields")
+)]
 pub struct QuantRange {
     /// Smallest quantized value.
     pub qmin: i32,
@@ -86,7 +94,15 @@ impl QuantRange {
 /// The zero point is an `i32` and may lie outside the target range: a real
 /// range that excludes 0 gives such a zero point, and every computation in
 /// the crate stays exact with it.
+///
+/// With the `serde` feature, deserializing checks the scale as
+/// [`QuantParams::new`] does.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(try_from = "crate::serde_fields::QuantParamsFields")
+)]
 pub struct QuantParams {
     /// Real value of one quantization step, `s` in (1).
     pub scale: f64,
@@ -260,6 +276,7 @@ pub(crate) fn check_real_range(alpha: f64, beta: f64) -> Result<(), QuantError> 
 
 /// How parameters are derived from an observed real range `[min, max]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Scheme {
     /// The notebook's [`QuantParams::from_range_in`]: the range as given,
     /// the zero point truncated and possibly outside the target range.

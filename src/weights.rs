@@ -14,6 +14,7 @@ use crate::quantize::{check_no_nan, ScalarQuantizer};
 /// n×p. A square matrix in the wrong layout is still a valid layer, with
 /// wrong outputs, so the layout is always named where weights come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WeightLayout {
     /// p×n: one row per input feature, one column per output feature
     /// (the notebook's and the crate's own).
@@ -36,6 +37,7 @@ pub enum WeightLayout {
 /// assert_eq!(w, WeightParams::PerTensor(p));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum WeightParams {
     /// One scale and zero point for all of `W`.
     PerTensor(QuantParams),

@@ -59,6 +59,7 @@ use crate::params::QuantParams;
 
 /// Which arithmetic turns the exact accumulator into the output integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Requantizer {
     /// The notebook's `f64` simulation, (8)–(10): zero point added before
     /// rounding, ties to even.
@@ -74,6 +75,7 @@ pub enum Requantizer {
 
 /// The rounding of a fixed-point requantizer, (19).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Rounding {
     /// LiteRT's optimized kernels: the final shift rounds ties up (toward
     /// +∞).

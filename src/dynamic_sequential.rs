@@ -1,0 +1,233 @@
+//! [`DynamicSequential`]: dynamic layers run one after another with real
+//! activations between them, each layer quantizing its input on every call
+//! (an LLM's MLP block with int8 weights).
+
+use ndarray::{Array2, ArrayBase, ArrayView2, ArrayViewMut2, Data, DataMut, Ix2};
+
+use crate::activation::FusedActivation;
+use crate::alloc::try_filled;
+use crate::calibration::ConvertOptions;
+use crate::dynamic::{DynamicActivations, DynamicLinear};
+use crate::error::{check_inner_dim, check_out_shape, QuantError};
+use crate::float_sequential::FloatSequential;
+use crate::quantize::check_range_fits;
+
+/// A stack of [`DynamicLinear`] layers, each followed by an activation
+/// applied to its real output (ReLU is `max(0, y)`, as in
+/// [`FloatSequential`]).
+///
+/// Between layers the activations stay `f32`, and each layer derives its
+/// input's parameters from that input on every call, so no calibration is
+/// needed; the price is a quantization pass per layer per call.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{
+///     ConvertOptions, DynamicActivations, DynamicSequential, DynamicWorkspace, FloatLinear,
+///     FloatSequential, FusedActivation, WeightLayout,
+/// };
+///
+/// let (w0, w1) = (array![[0.5f32, -1.0], [0.25, 0.75], [-0.5, 0.5]], array![[1.0f32, -0.5, 0.25]]);
+/// let model = FloatSequential::new(vec![
+///     FloatLinear::new(w0.view(), WeightLayout::OutIn, None, FusedActivation::Relu)?,
+///     FloatLinear::new(w1.view(), WeightLayout::OutIn, None, FusedActivation::None)?,
+/// ])?;
+/// let int8 = DynamicSequential::from_float(
+///     &model,
+///     &ConvertOptions::default(),
+///     DynamicActivations::default(),
+/// )?;
+/// let x = array![[0.5f32, -0.25], [1.0, 2.0]];
+/// let y = int8.forward(&x)?;
+/// assert!((&y - &model.forward(&x)?).iter().all(|e| e.abs() < 0.05));
+///
+/// // The same bits with the buffers between layers kept for the next call.
+/// let (mut out, mut workspace) = (y.clone(), DynamicWorkspace::default());
+/// int8.forward_into(&x, &mut out, &mut workspace)?;
+/// assert_eq!(out, y);
+/// # Ok::<(), qlinear::QuantError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct DynamicSequential {
+    layers: Vec<(DynamicLinear, FusedActivation)>,
+}
+
+/// The two `f32` buffers [`DynamicSequential::forward_into`] passes
+/// activations between layers in, kept so that repeated calls do not
+/// allocate them again.
+///
+/// Starts empty; a call grows both to its batch size times the widest
+/// hidden layer if they are smaller, and never shrinks them. One
+/// workspace serves any stack and batch size, one call at a time.
+#[derive(Debug, Clone, Default)]
+pub struct DynamicWorkspace {
+    buffers: [Vec<f32>; 2],
+}
+
+impl DynamicWorkspace {
+    /// Grows both buffers to at least `m × width` values.
+    fn reserve(&mut self, m: usize, width: usize) -> Result<(), QuantError> {
+        for buffer in &mut self.buffers {
+            if buffer.len() < m.saturating_mul(width) {
+                *buffer = try_filled("hidden activations", &[m, width], 0.0)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DynamicSequential {
+    /// The stack of `layers`, each with the activation applied to its
+    /// output, in order.
+    ///
+    /// Errors: [`QuantError::EmptyStack`], or [`QuantError::LayerMismatch`]
+    /// naming the first pair whose widths do not chain.
+    pub fn new(
+        layers: Vec<(DynamicLinear, FusedActivation)>,
+    ) -> Result<DynamicSequential, QuantError> {
+        if layers.is_empty() {
+            return Err(QuantError::EmptyStack);
+        }
+        for (i, pair) in layers.windows(2).enumerate() {
+            let (prev, next) = (&pair[0].0, &pair[1].0);
+            if prev.out_features() != next.in_features() {
+                return Err(QuantError::LayerMismatch {
+                    layer: i + 1,
+                    what: format!(
+                        "{} outputs, but {} inputs",
+                        prev.out_features(),
+                        next.in_features()
+                    ),
+                });
+            }
+        }
+        Ok(DynamicSequential { layers })
+    }
+
+    /// The f32 `model` with its weights quantized as the `weight_*` fields
+    /// of `options` say (the other fields are for static layers and are
+    /// not read), every layer quantizing its input as `activations` says
+    /// and keeping the model's bias in `f32` and its activation.
+    ///
+    /// Taking [`ConvertOptions`] lets one value configure both a
+    /// calibrated [`QuantizedSequential`](crate::QuantizedSequential) and
+    /// this stack; its default weights (per channel, symmetric,
+    /// `[-127, 127]`) suit dynamic layers too.
+    ///
+    /// Errors if the weight range does not fit `i8` (the weights are
+    /// stored as `i8`), or as [`DynamicLinear::from_f32`] and
+    /// [`DynamicLinear::with_activations`] do for a layer.
+    pub fn from_float(
+        model: &FloatSequential,
+        options: &ConvertOptions,
+        activations: DynamicActivations,
+    ) -> Result<DynamicSequential, QuantError> {
+        check_range_fits::<i8>(options.weight_range)?;
+        let layers = model
+            .layers()
+            .iter()
+            .map(|layer| {
+                let w = layer.weight();
+                let bias = layer.bias().map(|b| b.to_owned());
+                let dynamic = DynamicLinear::from_f32(&w, options.weight_params(w)?, bias)?
+                    .with_activations(activations)?;
+                Ok((dynamic, layer.activation()))
+            })
+            .collect::<Result<Vec<_>, QuantError>>()?;
+        DynamicSequential::new(layers)
+    }
+
+    /// The layers and the activation after each, in order.
+    pub fn layers(&self) -> &[(DynamicLinear, FusedActivation)] {
+        &self.layers
+    }
+
+    /// The first layer's input width.
+    pub fn in_features(&self) -> usize {
+        self.layers[0].0.in_features()
+    }
+
+    /// The last layer's output width.
+    pub fn out_features(&self) -> usize {
+        self.layers[self.layers.len() - 1].0.out_features()
+    }
+
+    /// Runs every layer and its activation on real input `x` (m ×
+    /// `in_features`, any layout).
+    ///
+    /// Errors as [`DynamicLinear::forward`] does, for any layer: a NaN or
+    /// an infinity in `x` or in a hidden activation, a wrong number of
+    /// columns.
+    pub fn forward<S: Data<Elem = f32>>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+    ) -> Result<Array2<f32>, QuantError> {
+        let (first, rest) = self.layers.split_first().expect("a stack is not empty");
+        let mut y = first.0.forward(x)?;
+        first.1.apply_real(&mut y);
+        for (layer, activation) in rest {
+            y = layer.forward(&y)?;
+            activation.apply_real(&mut y);
+        }
+        Ok(y)
+    }
+
+    /// [`forward`](Self::forward) into an existing m × `out_features`
+    /// array (any layout), with the activations between layers in
+    /// `workspace`: the same bits, and once the workspace has served a
+    /// batch at least as large, no allocation for the hidden activations
+    /// or (in standard layout) the output. Each layer still makes its
+    /// quantized copy of its input.
+    ///
+    /// Errors as `forward` does, and if `out` is not m × `out_features`.
+    pub fn forward_into<S, So>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+        workspace: &mut DynamicWorkspace,
+    ) -> Result<(), QuantError>
+    where
+        S: Data<Elem = f32>,
+        So: DataMut<Elem = f32>,
+    {
+        let m = x.nrows();
+        check_inner_dim(x.ncols(), self.in_features())?;
+        check_out_shape(out.shape(), (m, self.out_features()))?;
+        let ((last, last_activation), hidden) =
+            self.layers.split_last().expect("a stack is not empty");
+        let Some(((first, first_activation), middle)) = hidden.split_first() else {
+            last.forward_into(x, out)?;
+            last_activation.apply_real(out);
+            return Ok(());
+        };
+        let widest = hidden.iter().map(|(l, _)| l.out_features()).max();
+        workspace.reserve(m, widest.unwrap_or(0))?;
+        let [mut src, mut dst] = workspace.buffers.each_mut();
+        let mut h = view_mut(dst, m, first.out_features());
+        first.forward_into(x, &mut h)?;
+        first_activation.apply_real(&mut h);
+        std::mem::swap(&mut src, &mut dst);
+        let mut width = first.out_features();
+        for (layer, activation) in middle {
+            let n = layer.out_features();
+            let mut h = view_mut(dst, m, n);
+            layer.forward_into(&view(src, m, width), &mut h)?;
+            activation.apply_real(&mut h);
+            std::mem::swap(&mut src, &mut dst);
+            width = n;
+        }
+        last.forward_into(&view(src, m, width), out)?;
+        last_activation.apply_real(out);
+        Ok(())
+    }
+}
+
+/// The first `m × n` values of `buffer` as a matrix, row-major.
+fn view(buffer: &[f32], m: usize, n: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((m, n), &buffer[..m * n]).expect("m·n values")
+}
+
+/// The first `m × n` values of `buffer` as a mutable matrix, row-major.
+fn view_mut(buffer: &mut [f32], m: usize, n: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((m, n), &mut buffer[..m * n]).expect("m·n values")
+}
