@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ndarray::Array2;
 use qlinear::{
     quantize_as, ConvertOptions, DynamicActivations, DynamicSequential, DynamicWorkspace,
-    FloatLinear, FloatSequential, FusedActivation, MinMaxObserver, WeightLayout,
+    FloatLinear, FloatSequential, FusedActivation, MinMaxObserver, WeightLayout, Workspace,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -94,6 +94,17 @@ fn sequential(c: &mut Criterion) {
             group.bench_function("int8 stack forward", |b| {
                 b.iter(|| black_box(int8.forward(&x_q).unwrap()))
             });
+            let (mut out_q, mut workspace_q) = (
+                Array2::<i8>::zeros((m, int8.out_features())),
+                Workspace::new(),
+            );
+            group.bench_function("int8 stack forward_into", |b| {
+                b.iter(|| {
+                    int8.forward_into(&x_q, &mut out_q, &mut workspace_q)
+                        .unwrap();
+                    black_box(&out_q);
+                })
+            });
             group.bench_function("int8 layers by hand", |b| {
                 let (first, rest) = int8.layers().split_first().unwrap();
                 b.iter(|| {
@@ -106,6 +117,14 @@ fn sequential(c: &mut Criterion) {
             });
             group.bench_function("int8 stack forward_f32", |b| {
                 b.iter(|| black_box(int8.forward_f32(&x).unwrap()))
+            });
+            let mut out_f32 = Array2::<f32>::zeros((m, int8.out_features()));
+            group.bench_function("int8 stack forward_f32_into", |b| {
+                b.iter(|| {
+                    int8.forward_f32_into(&x, &mut out_f32, &mut workspace_q)
+                        .unwrap();
+                    black_box(&out_f32);
+                })
             });
             group.bench_function("f32 ndarray", |b| {
                 b.iter(|| black_box(float.forward(&x).unwrap()))
