@@ -34,6 +34,9 @@
 //!   [`Requantizer`]s of numpy, LiteRT, XNNPACK and ONNX Runtime bit for
 //!   bit, fused activations) and [`DynamicLinear`];
 //! - calibration: the [`observer`]s, [`sqnr_db`], [`max_abs_error`];
+//! - real types: every real-valued API takes `f32`, `f64` and (feature
+//!   `half`, on by default) `half::f16` and `half::bf16`, converted to
+//!   `f32` first ([`Real`]);
 //! - speed: packed weights and SIMD kernels chosen at run time
 //!   ([`kernel_name`], [`available_kernels`]), every one equal to the naive
 //!   [`gemm::reference`] loop.
@@ -59,6 +62,7 @@ mod model_file;
 pub mod observer;
 pub mod params;
 pub mod quantize;
+pub mod real;
 pub mod requant;
 pub mod sequential;
 pub mod weights;
@@ -77,7 +81,11 @@ pub use observer::{
     PerChannelMinMaxObserver, PercentileObserver,
 };
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
-pub use quantize::{dequantize, quantize, quantize_as, try_dequantize, try_quantize};
+pub use quantize::{
+    dequantize, dequantize_as, quantize, quantize_as, try_dequantize, try_dequantize_as,
+    try_quantize,
+};
+pub use real::Real;
 pub use requant::{Requantizer, Rounding};
 pub use sequential::QuantizedSequential;
 pub use weights::{WeightLayout, WeightParams};
