@@ -8,6 +8,7 @@ use crate::error::{check_inner_dim, QuantError};
 use crate::linear::QuantizedLinear;
 use crate::params::QuantParams;
 use crate::quantize::through_quantized;
+use crate::real::Real;
 
 /// A stack of [`QuantizedLinear`] layers (an MLP: each layer's fused
 /// activation, e.g. ReLU, is its clamp), run one after another on 8-bit
@@ -133,12 +134,15 @@ impl QuantizedSequential {
 
     /// Quantizes real input `x` with the first layer's params (into its
     /// declared input range), runs [`forward`](Self::forward) and
-    /// dequantizes with the last layer's params.
+    /// dequantizes with the last layer's params. Any [`Real`] input: each
+    /// value is converted to `f32` first, and the output, computed in
+    /// `f32`, is converted back to the input's type.
     ///
     /// Errors on a NaN in `x` and as `forward` does.
-    pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f32>, QuantError>
+    pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
     where
-        S: Data<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
     {
         match self.activation_type() {
             ElemKind::Int8 => self.forward_f32_as::<i8, S>(x),
@@ -146,10 +150,12 @@ impl QuantizedSequential {
         }
     }
 
-    fn forward_f32_as<T: QuantElem, S: Data<Elem = f32>>(
-        &self,
-        x: &ArrayBase<S, Ix2>,
-    ) -> Result<Array2<f32>, QuantError> {
+    fn forward_f32_as<T, S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
+    where
+        T: QuantElem,
+        S: Data,
+        S::Elem: Real,
+    {
         let first = self.first();
         check_inner_dim(x.ncols(), first.in_features())?;
         let input = (first.input_params(), first.input_range());
