@@ -123,6 +123,7 @@ pub struct Calibration<O> {
 impl FloatSequential {
     /// Runs the model over `batches` with a copy of `observer` at every
     /// boundary: PyTorch's prepare and calibration loop in one call.
+    /// Batches are `f32`, as the model is.
     ///
     /// Errors if a batch does not have the model's input width.
     pub fn calibrate<'a, O, I>(&self, batches: I, observer: O) -> Result<Calibration<O>, QuantError>

@@ -17,6 +17,10 @@
 //! accumulator still gives `0 + b[j]` (ONNX Runtime would give NaN);
 //! weight scales beyond `f32` and non-finite biases are refused.
 //!
+//! Inputs, weights and biases of any [`Real`] type are converted to `f32`
+//! first (an `f64` beyond `f32` is an infinity, and refused); `y` is
+//! computed in `f32` by (23) and converted to the output's type.
+//!
 //! With [`Granularity::PerRow`] a row's result depends on that row alone:
 //! it is the same whether the row is run alone or in any batch.
 //!
@@ -43,6 +47,7 @@ use crate::linear::{check_len, to_matrix};
 use crate::observer::finite_extremes;
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_finite, check_range_fits, ScalarQuantizer};
+use crate::real::{as_f32_slice, into_f32_array, Real};
 use crate::weights::{negated_zero_points, WeightParams};
 use std::borrow::Cow;
 
@@ -102,7 +107,7 @@ impl Default for DynamicActivations {
 }
 
 /// A linear layer with int8 weights whose activations are quantized on
-/// every call: `f32` in, `f32` out.
+/// every call: `f32` in, `f32` out (or any [`Real`] type, through `f32`).
 ///
 /// ```
 /// use ndarray::array;
@@ -200,13 +205,32 @@ impl DynamicLinear {
         layer.with_activations(activations)
     }
 
-    /// A layer from real weights `w` (p×n), quantized with `weight`.
-    pub fn from_f32<S: Data<Elem = f32>>(
+    /// A layer from real weights `w` (p×n), quantized with `weight`. Any
+    /// [`Real`] weights and bias (of one type): each value is converted to
+    /// `f32` first (an `f32` bias is kept as it is).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{DynamicLinear, QuantParams};
+    /// let w = array![[0.5f64, -0.25]];
+    /// let pw = QuantParams::new(0.25, 0)?;
+    /// let layer = DynamicLinear::from_f32(&w, pw, Some(array![0.1f64, 1e-3]))?;
+    /// let same = DynamicLinear::from_f32(&w.mapv(|v| v as f32), pw, Some(array![0.1f32, 1e-3]))?;
+    /// let x = array![[2.0f64]];
+    /// assert_eq!(layer.forward(&x)?, same.forward(&x.mapv(|v| v as f32))?.mapv(f64::from));
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn from_f32<S>(
         w: &ArrayBase<S, Ix2>,
         weight: impl Into<WeightParams>,
-        bias: Option<Array1<f32>>,
-    ) -> Result<DynamicLinear, QuantError> {
+        bias: Option<Array1<S::Elem>>,
+    ) -> Result<DynamicLinear, QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+    {
         let weight = weight.into();
+        let bias = bias.map(into_f32_array);
         DynamicLinear::from_quantized(weight.quantize(w)?, weight, bias)
     }
 
@@ -255,7 +279,9 @@ impl DynamicLinear {
         self.with_activations(activations)
     }
 
-    /// Runs the layer on real input `x` (m×p, any layout).
+    /// Runs the layer on real input `x` (m×p, any layout). Any [`Real`]
+    /// input: each value is converted to `f32` first, and the output,
+    /// computed in `f32` by (23), is converted back to the input's type.
     ///
     /// Errors on a NaN or an infinity in `x` (parameters derived from the
     /// data cannot represent either), a wrong number of columns, an output
@@ -263,21 +289,24 @@ impl DynamicLinear {
     /// [`Scheme::Notebook`] cannot derive from the data: a range narrower
     /// than about `255·MIN_SCALE`, or one so far from 0 that its zero point
     /// would let the accumulator leave `i64`.
-    pub fn forward<S: Data<Elem = f32>>(
-        &self,
-        x: &ArrayBase<S, Ix2>,
-    ) -> Result<Array2<f32>, QuantError> {
+    pub fn forward<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+    {
         check_inner_dim(x.ncols(), self.in_features())?;
         let (m, n) = (x.nrows(), self.out_features());
         // Allocated before the first pass over `x`.
-        let mut out = self.kernel.new_output::<f32>(m, &self.packed)?;
+        let mut out = self.kernel.new_output::<S::Elem>(m, &self.packed)?;
         self.forward_slice(x, &mut out)?;
         Ok(to_matrix(m, n, out))
     }
 
     /// [`forward`](Self::forward) into an existing m×n array (any layout),
     /// every element of which is overwritten: no output allocation when
-    /// `out` is in standard layout.
+    /// `out` is in standard layout. Input and output may be of any
+    /// [`Real`] types, not necessarily the same: the input is converted to
+    /// `f32` first and the `f32` output to `out`'s type.
     ///
     /// Errors as `forward` does, and if `out` is not m×n.
     ///
@@ -297,8 +326,10 @@ impl DynamicLinear {
         out: &mut ArrayBase<So, Ix2>,
     ) -> Result<(), QuantError>
     where
-        S: Data<Elem = f32>,
-        So: DataMut<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
+        So: DataMut,
+        So::Elem: Real,
     {
         check_inner_dim(x.ncols(), self.in_features())?;
         check_out_shape(out.shape(), (x.nrows(), self.out_features()))?;
@@ -307,26 +338,28 @@ impl DynamicLinear {
 
     /// The body of [`forward`](Self::forward) into `out`, row-major m×n,
     /// for an `x` of `p` columns.
-    fn forward_slice<S: Data<Elem = f32>>(
-        &self,
-        x: &ArrayBase<S, Ix2>,
-        out: &mut [f32],
-    ) -> Result<(), QuantError> {
+    fn forward_slice<S, O>(&self, x: &ArrayBase<S, Ix2>, out: &mut [O]) -> Result<(), QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+        O: Real,
+    {
         let values = row_major_checked(x.view())?;
         let params = self.params_of_rows(&values, (x.nrows(), x.ncols()))?;
         if self.activations.range.qmin >= 0 {
-            self.run::<u8>(&values, &params, out)
+            self.run::<u8, O>(&values, &params, out)
         } else {
-            self.run::<i8>(&values, &params, out)
+            self.run::<i8, O>(&values, &params, out)
         }
     }
 
     /// The activation parameters [`forward`](Self::forward) uses for `x`:
-    /// one per row, or the same one repeated for every row. Errors as
-    /// `forward` does on a NaN or an infinity.
-    pub fn activation_params(
+    /// one per row, or the same one repeated for every row, of any [`Real`]
+    /// input converted to `f32` first. Errors as `forward` does on a NaN or
+    /// an infinity.
+    pub fn activation_params<F: Real>(
         &self,
-        x: ArrayView2<'_, f32>,
+        x: ArrayView2<'_, F>,
     ) -> Result<Vec<QuantParams>, QuantError> {
         self.params_of_rows(&row_major_checked(x)?, x.dim())
     }
@@ -392,11 +425,11 @@ impl DynamicLinear {
 
     /// Quantizes the rows in `values` (m×p, row-major) with their `params`
     /// into `T` and runs the kernel with the [`Dequantize`] epilogue.
-    fn run<T: QuantElem>(
+    fn run<T: QuantElem, O: Real>(
         &self,
         values: &[f32],
         params: &[QuantParams],
-        out: &mut [f32],
+        out: &mut [O],
     ) -> Result<(), QuantError> {
         let range = self.activations.range;
         let (m, p) = (params.len(), self.in_features());
@@ -585,23 +618,22 @@ fn quantize_rows<T: QuantElem>(
     Ok(x_q)
 }
 
-/// The elements of `x` in logical row-major order: borrowed when `x` is
-/// stored that way, copied once otherwise (transposed, strided or
-/// broadcast views), so that every later pass reads one contiguous slice.
+/// The elements of `x` as `f32` in logical row-major order: borrowed when
+/// `x` is `f32` stored that way, copied once otherwise (transposed, strided
+/// or broadcast views, other types), so that every later pass reads one
+/// contiguous slice.
 ///
 /// Errors if the copy, the quantized copy or the per-row parameters could
 /// not be allocated.
-fn row_major_checked(x: ArrayView2<'_, f32>) -> Result<Cow<'_, [f32]>, QuantError> {
+fn row_major_checked<F: Real>(x: ArrayView2<'_, F>) -> Result<Cow<'_, [f32]>, QuantError> {
     check_size("activation params", &[x.nrows()])?;
     check_size("input", &[x.nrows(), x.ncols()])?;
-    Ok(match x.to_slice() {
-        Some(values) => Cow::Borrowed(values),
-        None => {
-            let mut copy = try_with_capacity("input", &[x.nrows(), x.ncols()])?;
-            copy.extend(x.iter().copied());
-            Cow::Owned(copy)
-        }
-    })
+    if let Some(values) = x.to_slice().and_then(as_f32_slice) {
+        return Ok(Cow::Borrowed(values));
+    }
+    let mut copy = try_with_capacity("input", &[x.nrows(), x.ncols()])?;
+    copy.extend(x.iter().map(|&v| v.to_f32_nearest()));
+    Ok(Cow::Owned(copy))
 }
 
 /// (23) fused into the kernel's write-back.
@@ -638,30 +670,44 @@ macro_rules! accumulator {
 accumulator!(i32, i64);
 
 impl Dequantize<'_> {
-    /// (23) for row `i` from its accumulators `accs[c]`, column `j0 + c`.
+    /// (23) for row `i` from its accumulators `accs[c]`, column `j0 + c`,
+    /// in `f32`, stored as `O`.
     #[inline(always)]
-    fn dequantize_row<A>(&self, i: usize, j0: usize, accs: &[A], out: &mut [f32])
+    fn dequantize_row<A, O>(&self, i: usize, j0: usize, accs: &[A], out: &mut [O])
     where
         A: Accumulator,
+        O: Real,
     {
         let l = self.layer;
         let sx = self.row_scales[i];
         let scales = &l.weight_scales[j0..j0 + accs.len()];
-        for ((o, &acc), &sw) in out.iter_mut().zip(accs).zip(scales) {
-            // An f32 scale product can overflow to ∞, where a zero
-            // accumulator must still give 0, not ∞·0 = NaN.
+        // An f32 scale product can overflow to ∞, where a zero accumulator
+        // must still give 0, not ∞·0 = NaN.
+        let product = |acc: A, sw: f32| {
             let y = acc.to_f32() * (sx * sw);
-            *o = if acc.is_zero() { 0.0 } else { y };
-        }
-        if let Some(b) = &l.bias {
-            for (o, &b) in out.iter_mut().zip(b.slice(s![j0..j0 + accs.len()])) {
-                *o += b;
+            if acc.is_zero() {
+                0.0
+            } else {
+                y
+            }
+        };
+        let values = out.iter_mut().zip(accs).zip(scales);
+        match &l.bias {
+            None => {
+                for ((o, &acc), &sw) in values {
+                    *o = O::from_f32_nearest(product(acc, sw));
+                }
+            }
+            Some(b) => {
+                for (((o, &acc), &sw), &b) in values.zip(b.slice(s![j0..j0 + accs.len()])) {
+                    *o = O::from_f32_nearest(product(acc, sw) + b);
+                }
             }
         }
     }
 }
 
-impl Epilogue<f32> for Dequantize<'_> {
+impl<O: Real> Epilogue<O> for Dequantize<'_> {
     #[inline(always)]
     fn write(
         &self,
@@ -672,7 +718,7 @@ impl Epilogue<f32> for Dequantize<'_> {
         dots: Dots<'_>,
         dots_stride: usize,
         row_sums: &[i64],
-        out: &mut [f32],
+        out: &mut [O],
         out_stride: usize,
     ) {
         if let (Dots::I32(dots), Some((w, row_zero_points))) = (dots, &self.wrapping) {

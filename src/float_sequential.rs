@@ -1,6 +1,11 @@
 //! [`FloatSequential`]: the f32 model a quantized stack is calibrated
 //! from, layer by layer as PyTorch's `nn.Sequential` of `nn.Linear` and
 //! activations runs it.
+//!
+//! The model, its `forward` and [`FloatSequential::calibrate`] are `f32`
+//! only (it is the `f32` reference the quantized stack is measured
+//! against); the quantized stack it converts to takes any
+//! [`Real`](crate::Real) type.
 
 use ndarray::{Array1, Array2, ArrayBase, ArrayView1, ArrayView2, Data, Ix2};
 
@@ -134,7 +139,8 @@ impl FloatSequential {
         self.layers[self.layers.len() - 1].out_features()
     }
 
-    /// Every layer in f32, in order.
+    /// Every layer in f32, in order (`f32` input only: this is the `f32`
+    /// reference model).
     pub fn forward<S: Data<Elem = f32>>(
         &self,
         x: &ArrayBase<S, Ix2>,

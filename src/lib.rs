@@ -35,6 +35,9 @@
 //!   bit, fused activations) and [`DynamicLinear`]; stacks of them,
 //!   [`QuantizedSequential`] and [`DynamicSequential`];
 //! - calibration: the [`observer`]s, [`sqnr_db`], [`max_abs_error`];
+//! - real types: every real-valued API takes `f32`, `f64` and (feature
+//!   `half`, on by default) `half::f16` and `half::bf16`, converted to
+//!   `f32` first ([`Real`]);
 //! - speed: packed weights and SIMD kernels chosen at run time
 //!   ([`kernel_name`], [`available_kernels`]), every one equal to the naive
 //!   [`gemm::reference`] loop.
@@ -62,6 +65,7 @@ pub mod observer;
 pub mod params;
 pub mod quantize;
 mod quantized_file;
+pub mod real;
 pub mod requant;
 pub mod sequential;
 #[cfg(feature = "serde")]
@@ -84,8 +88,12 @@ pub use observer::{
     PerChannelMinMaxObserver, PercentileObserver,
 };
 pub use params::{QuantParams, QuantRange, Scheme, MIN_SCALE};
-pub use quantize::{dequantize, quantize, quantize_as, try_dequantize, try_quantize};
+pub use quantize::{
+    dequantize, dequantize_as, quantize, quantize_as, try_dequantize, try_dequantize_as,
+    try_quantize,
+};
 pub use quantized_file::FORMAT_VERSION;
+pub use real::Real;
 pub use requant::{Requantizer, Rounding};
 pub use sequential::QuantizedSequential;
 pub use weights::{WeightLayout, WeightParams};

@@ -7,7 +7,6 @@
 //! malformed file is a [`QuantError::ModelFile`], never a panic or an
 //! allocation larger than the file.
 
-use half::{bf16, f16};
 use ndarray::{ArrayView1, ArrayView2};
 use safetensors::{Dtype, SafeTensors};
 
@@ -22,7 +21,9 @@ impl FloatSequential {
     /// `{name}.bias`, for `layers[i] = (name, activation)`, in that order.
     ///
     /// `f32`, `f64`, `f16` and `bf16` tensors are converted to `f32` once,
-    /// here (`f64` rounded to nearest; a value beyond `f32` is an error).
+    /// here (`f64` rounded to nearest; a value beyond `f32` is an error);
+    /// `f16` and `bf16` need the `half` feature (on by default), without
+    /// which they are a [`QuantError::ModelFile`] error.
     ///
     /// Errors ([`QuantError::ModelFile`]) on a malformed or truncated file,
     /// a missing weight, another type or rank, a bias whose length is not
@@ -96,14 +97,25 @@ fn read_f32(
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
             .collect(),
+        #[cfg(feature = "half")]
         Dtype::F16 => data
             .chunks_exact(2)
-            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
+        #[cfg(feature = "half")]
         Dtype::BF16 => data
             .chunks_exact(2)
-            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
             .collect(),
+        #[cfg(not(feature = "half"))]
+        half @ (Dtype::F16 | Dtype::BF16) => {
+            return Err(QuantError::ModelFile {
+                what: format!(
+                    "tensor {name} is {half:?}, and qlinear was built without the \
+                     `half` feature (which reads F16 and BF16)"
+                ),
+            })
+        }
         other => {
             return Err(QuantError::ModelFile {
                 what: format!("tensor {name} is {other:?}; expected F32, F64, F16 or BF16"),

@@ -20,6 +20,10 @@
 //! of real 0 (the zero point, clamped to the range) and [`try_quantize`]
 //! refuses it. Infinities saturate to the range bounds, as any finite value
 //! beyond the range does.
+//!
+//! Every function takes any [`Real`] type: each value is converted to
+//! `f32` first (an `f64` beyond `f32` becomes ±∞), and dequantized values
+//! are computed in `f32` as (6) says and converted to the requested type.
 
 use ndarray::{Array2, ArrayBase, Data, Dimension, Ix2};
 
@@ -27,6 +31,7 @@ use crate::alloc::{try_filled, try_map};
 use crate::elem::QuantElem;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange};
+use crate::real::Real;
 
 /// `1.5·2^23`. Added to an `f32` of magnitude at most `2^22`, it gives a sum
 /// in `[2^23, 2^24]`, where `f32` values are the integers: the addition
@@ -140,6 +145,8 @@ pub(crate) fn dequantize_value(q: i32, params: QuantParams) -> f32 {
 /// literal can hold a scale [`QuantParams::new`] refuses; the result is
 /// still clamped); use [`try_quantize`] to refuse both instead.
 ///
+/// Any [`Real`] input: each value is converted to `f32` first, then (5).
+///
 /// # Panics
 ///
 /// If the result cannot be allocated (a broadcast view of 2^62 elements
@@ -157,12 +164,13 @@ pub(crate) fn dequantize_value(q: i32, params: QuantParams) -> f32 {
 /// ```
 pub fn quantize<S, D>(x: &ArrayBase<S, D>, params: QuantParams) -> ndarray::Array<i8, D>
 where
-    S: Data<Elem = f32>,
+    S: Data,
+    S::Elem: Real,
     D: Dimension,
 {
     let quantizer = ScalarQuantizer::new(params, QuantRange::INT8);
     // The clamp to [-128, 127] makes the narrowing cast exact.
-    x.mapv(|v| quantizer.quantize(v) as i8)
+    x.mapv(|v| quantizer.quantize(v.to_f32_nearest()) as i8)
 }
 
 /// Quantizes `x` to `T` (`i8` or `u8`) within `range`, equation (5): for
@@ -171,7 +179,8 @@ where
 /// Errors if `range` does not fit in `T`, `params` are invalid (built by
 /// a struct literal with a scale [`QuantParams::new`] refuses), or the
 /// result cannot be allocated ([`QuantError::TooLarge`]). NaN maps to the
-/// zero point clamped into `range`.
+/// zero point clamped into `range`. Any [`Real`] input: each value is
+/// converted to `f32` first, then (5).
 ///
 /// ```
 /// use ndarray::array;
@@ -191,31 +200,34 @@ pub fn quantize_as<T, S, D>(
 ) -> Result<ndarray::Array<T, D>, QuantError>
 where
     T: QuantElem,
-    S: Data<Elem = f32>,
+    S: Data,
+    S::Elem: Real,
     D: Dimension,
 {
     check_range_fits::<T>(range)?;
     params.validate()?;
     let quantizer = ScalarQuantizer::new(params, range);
     try_map("quantized array", x, |v| {
-        T::from_i32_clamped(quantizer.quantize(v))
+        T::from_i32_clamped(quantizer.quantize(v.to_f32_nearest()))
     })
 }
 
 /// The real-in, real-out path of the layers and stacks: `x` quantized with
 /// `input` onto its range as `T`, `run` from it into an m×`n` output of
-/// `T`, that output dequantized with `output`. The output is allocated
-/// first, so that a batch too large fails before any pass over `x`.
-/// Errors on a NaN in `x`, and as `run` does.
+/// `T`, that output dequantized with `output` (in `f32`, then converted
+/// to `x`'s type). The output is allocated first, so that a batch too
+/// large fails before any pass over `x`. Errors on a NaN in `x`, and as
+/// `run` does.
 pub(crate) fn through_quantized<T, S>(
     x: &ArrayBase<S, Ix2>,
     (input, range): (QuantParams, QuantRange),
     (n, output): (usize, QuantParams),
     run: impl FnOnce(&Array2<T>, &mut Array2<T>) -> Result<(), QuantError>,
-) -> Result<Array2<f32>, QuantError>
+) -> Result<Array2<S::Elem>, QuantError>
 where
     T: QuantElem,
-    S: Data<Elem = f32>,
+    S: Data,
+    S::Elem: Real,
 {
     let m = x.nrows();
     let y_q = try_filled("output", &[m, n], T::default())?;
@@ -223,7 +235,9 @@ where
     let x_q = quantize_as::<T, _, _>(x, input, range)?;
     check_no_nan(x, "input")?;
     run(&x_q, &mut y_q)?;
-    try_map("output", &y_q, |q| dequantize_value(q.to_i32(), output))
+    try_map("output", &y_q, |q| {
+        Real::from_f32_nearest(dequantize_value(q.to_i32(), output))
+    })
 }
 
 /// `range` must be ordered and lie within `T`.
@@ -241,7 +255,8 @@ pub(crate) fn check_range_fits<T: QuantElem>(range: QuantRange) -> Result<(), Qu
 
 /// Like [`quantize`], but a NaN anywhere in `x` is an error naming its
 /// position, and so are invalid `params` and a result too large to
-/// allocate.
+/// allocate. Any [`Real`] input: each value is converted to `f32` first
+/// (an `f64` NaN is a NaN; an `f64` beyond `f32` saturates as ±∞).
 ///
 /// ```
 /// use ndarray::array;
@@ -256,7 +271,8 @@ pub fn try_quantize<S, D>(
     params: QuantParams,
 ) -> Result<ndarray::Array<i8, D>, QuantError>
 where
-    S: Data<Elem = f32>,
+    S: Data,
+    S::Elem: Real,
     D: Dimension,
 {
     params.validate()?;
@@ -268,34 +284,40 @@ where
 /// Returns an error for the first NaN of `x`, in logical row-major order.
 pub(crate) fn check_no_nan<S, D>(x: &ArrayBase<S, D>, what: &'static str) -> Result<(), QuantError>
 where
-    S: Data<Elem = f32>,
+    S: Data,
+    S::Elem: Real,
     D: Dimension,
 {
     first_where(x, what, |v| v.is_nan())
 }
 
-/// Returns an error for the first NaN or infinity of `x`, in logical
-/// row-major order.
+/// Returns an error for the first NaN or infinity of `x` as `f32` (an
+/// `f64` beyond `f32` is an infinity), in logical row-major order.
 pub(crate) fn check_finite<S, D>(x: &ArrayBase<S, D>, what: &'static str) -> Result<(), QuantError>
 where
-    S: Data<Elem = f32>,
+    S: Data,
+    S::Elem: Real,
     D: Dimension,
 {
     first_where(x, what, |v| !v.is_finite())
 }
 
+/// An error naming the first element of `x` whose `f32` value is `bad`,
+/// with that `f32` value.
 fn first_where<S, D>(
     x: &ArrayBase<S, D>,
     what: &'static str,
     bad: impl Fn(f32) -> bool,
 ) -> Result<(), QuantError>
 where
-    S: Data<Elem = f32>,
+    S: Data,
+    S::Elem: Real,
     D: Dimension,
 {
-    match x.iter().enumerate().find(|&(_, &v)| bad(v)) {
+    let values = x.iter().map(|&v| v.to_f32_nearest());
+    match values.enumerate().find(|&(_, v)| bad(v)) {
         None => Ok(()),
-        Some((index, &v)) => Err(QuantError::NonFinite {
+        Some((index, v)) => Err(QuantError::NonFinite {
             what,
             index,
             value: f64::from(v),
@@ -307,7 +329,8 @@ where
 /// equation (6).
 ///
 /// Exact for every zero point: `q − z` is formed in `i64` (numpy forms it
-/// in `int32`, which can wrap for zero points near the `i32` limits).
+/// in `int32`, which can wrap for zero points near the `i32` limits). The
+/// result is `f32`; [`dequantize_as`] converts it to another [`Real`] type.
 ///
 /// # Panics
 ///
@@ -329,6 +352,34 @@ where
     T: QuantElem,
 {
     q.mapv(|v| dequantize_value(v.to_i32(), params))
+}
+
+/// [`dequantize`] as `F`: each value computed in `f32` by (6), then
+/// converted to `F` (rounded to nearest, ties to even; exact for `f64`).
+///
+/// # Panics
+///
+/// As [`dequantize`] does; [`try_dequantize_as`] returns
+/// [`QuantError::TooLarge`] instead.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{dequantize, dequantize_as, QuantParams};
+///
+/// let p = QuantParams::new(0.1, 0).unwrap();
+/// let q = array![1i8, -3];
+/// let r = dequantize_as::<f64, _, _>(&q, p);
+/// assert_eq!(r, dequantize(&q, p).mapv(f64::from));
+/// assert_eq!(r[0], f64::from(0.1f32));
+/// ```
+pub fn dequantize_as<F, S, D>(q: &ArrayBase<S, D>, params: QuantParams) -> ndarray::Array<F, D>
+where
+    F: Real,
+    S: Data,
+    S::Elem: QuantElem,
+    D: Dimension,
+{
+    q.mapv(|v| F::from_f32_nearest(dequantize_value(v.to_i32(), params)))
 }
 
 /// [`dequantize`], with a result too large to allocate as
@@ -356,6 +407,32 @@ where
 {
     try_map("dequantized array", q, |v| {
         dequantize_value(v.to_i32(), params)
+    })
+}
+
+/// [`dequantize_as`], with a result too large to allocate as
+/// [`QuantError::TooLarge`] rather than a panic.
+///
+/// ```
+/// use ndarray::array;
+/// use qlinear::{try_dequantize_as, QuantParams};
+///
+/// let p = QuantParams::new(0.5, 3).unwrap();
+/// assert_eq!(try_dequantize_as::<f64, _, _>(&array![3u8, 4], p)?, array![0.0f64, 0.5]);
+/// # Ok::<(), qlinear::QuantError>(())
+/// ```
+pub fn try_dequantize_as<F, S, D>(
+    q: &ArrayBase<S, D>,
+    params: QuantParams,
+) -> Result<ndarray::Array<F, D>, QuantError>
+where
+    F: Real,
+    S: Data,
+    S::Elem: QuantElem,
+    D: Dimension,
+{
+    try_map("dequantized array", q, |v| {
+        F::from_f32_nearest(dequantize_value(v.to_i32(), params))
     })
 }
 

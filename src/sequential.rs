@@ -9,6 +9,7 @@ use crate::error::{check_inner_dim, check_out_shape, QuantError};
 use crate::linear::QuantizedLinear;
 use crate::params::QuantParams;
 use crate::quantize::{check_no_nan, dequantize_value, ScalarQuantizer};
+use crate::real::Real;
 use crate::workspace::{matrix, matrix_mut, Workspace};
 
 /// A stack of [`QuantizedLinear`] layers (an MLP: each layer's fused
@@ -199,12 +200,15 @@ impl QuantizedSequential {
 
     /// Quantizes real input `x` with the first layer's params (into its
     /// declared input range), runs [`forward`](Self::forward) and
-    /// dequantizes with the last layer's params.
+    /// dequantizes with the last layer's params. Any [`Real`] input: each
+    /// value is converted to `f32` first, and the output, computed in
+    /// `f32`, is converted back to the input's type.
     ///
     /// Errors on a NaN in `x` and as `forward` does.
-    pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f32>, QuantError>
+    pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
     where
-        S: Data<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
     {
         match self.activation_type() {
             ElemKind::Int8 => self.forward_f32_as::<i8, S>(x),
@@ -212,14 +216,16 @@ impl QuantizedSequential {
         }
     }
 
-    fn forward_f32_as<T: QuantElem, S: Data<Elem = f32>>(
-        &self,
-        x: &ArrayBase<S, Ix2>,
-    ) -> Result<Array2<f32>, QuantError> {
+    fn forward_f32_as<T, S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
+    where
+        T: QuantElem,
+        S: Data,
+        S::Elem: Real,
+    {
         check_inner_dim(x.ncols(), self.in_features())?;
         // Allocated first, so that a batch too large fails before any pass.
         let shape = [x.nrows(), self.out_features()];
-        let out = try_filled("output", &shape, 0.0f32)?;
+        let out = try_filled("output", &shape, S::Elem::default())?;
         let mut out = Array2::from_shape_vec((shape[0], shape[1]), out).expect("m·n values");
         self.forward_f32_into_as::<T, S, _>(x, &mut out, &mut Workspace::new())?;
         Ok(out)
@@ -228,7 +234,8 @@ impl QuantizedSequential {
     /// [`forward_f32`](Self::forward_f32) into `out` (m ×
     /// `out_features`, any layout, every element overwritten), through
     /// `workspace`: after the first call with a batch this large it
-    /// allocates nothing, as [`forward_into`](Self::forward_into).
+    /// allocates nothing, as [`forward_into`](Self::forward_into). Input
+    /// and output may be of any [`Real`] types.
     ///
     /// Errors as `forward_f32` does, and if `out` is not m × `out_features`.
     pub fn forward_f32_into<S, So>(
@@ -238,8 +245,10 @@ impl QuantizedSequential {
         workspace: &mut Workspace,
     ) -> Result<(), QuantError>
     where
-        S: Data<Elem = f32>,
-        So: DataMut<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
+        So: DataMut,
+        So::Elem: Real,
     {
         match self.activation_type() {
             ElemKind::Int8 => self.forward_f32_into_as::<i8, S, So>(x, out, workspace),
@@ -247,12 +256,19 @@ impl QuantizedSequential {
         }
     }
 
-    fn forward_f32_into_as<T: QuantElem, S: Data<Elem = f32>, So: DataMut<Elem = f32>>(
+    fn forward_f32_into_as<T, S, So>(
         &self,
         x: &ArrayBase<S, Ix2>,
         out: &mut ArrayBase<So, Ix2>,
         workspace: &mut Workspace,
-    ) -> Result<(), QuantError> {
+    ) -> Result<(), QuantError>
+    where
+        T: QuantElem,
+        S: Data,
+        S::Elem: Real,
+        So: DataMut,
+        So::Elem: Real,
+    {
         let first = self.first();
         check_inner_dim(x.ncols(), first.in_features())?;
         let (m, n) = (x.nrows(), self.out_features());
@@ -263,13 +279,13 @@ impl QuantizedSequential {
         let mut x_q = matrix_mut(input, "quantized input", x.dim())?;
         Zip::from(&mut x_q)
             .and(x)
-            .for_each(|q, &v| *q = T::from_i32_clamped(quantizer.quantize(v)));
+            .for_each(|q, &v| *q = T::from_i32_clamped(quantizer.quantize(v.to_f32_nearest())));
         let mut y_q = matrix_mut(output, "quantized output", (m, n))?;
         self.run(&x_q, &mut y_q, (a, b))?;
         let params = self.output_params();
         Zip::from(out)
             .and(&y_q)
-            .for_each(|y, &q| *y = dequantize_value(q.to_i32(), params));
+            .for_each(|y, &q| *y = Real::from_f32_nearest(dequantize_value(q.to_i32(), params)));
         Ok(())
     }
 

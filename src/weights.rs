@@ -8,6 +8,7 @@ use crate::error::{check_size, QuantError};
 use crate::observer::{MinMaxObserver, Observer, PerChannelMinMaxObserver};
 use crate::params::{QuantParams, QuantRange, Scheme};
 use crate::quantize::{check_no_nan, ScalarQuantizer};
+use crate::real::Real;
 
 /// How a weight matrix is stored. qlinear's `W` is p×n (inputs ×
 /// outputs); PyTorch, Hugging Face and candle store `nn.Linear.weight` as
@@ -73,7 +74,7 @@ impl WeightParams {
 
     /// One parameter set for all of the real weights `w` (any layout),
     /// from their min and max under `scheme` onto `range`. NaN is an
-    /// error.
+    /// error. Any [`Real`] weights: each value is converted to `f32` first.
     ///
     /// ```
     /// use ndarray::array;
@@ -83,11 +84,15 @@ impl WeightParams {
     /// assert_eq!(p.channel(1).unwrap().scale, 20.0 / 127.0);
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
-    pub fn per_tensor<S: Data<Elem = f32>>(
+    pub fn per_tensor<S>(
         w: &ArrayBase<S, Ix2>,
         scheme: Scheme,
         range: QuantRange,
-    ) -> Result<WeightParams, QuantError> {
+    ) -> Result<WeightParams, QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+    {
         check_no_nan(w, "weights")?;
         let mut observer = MinMaxObserver::new();
         observer.observe(w);
@@ -97,7 +102,8 @@ impl WeightParams {
     /// One parameter set per output feature of the real weights `w`,
     /// stored as `layout` says, from each feature's min and max under
     /// `scheme` onto `range`. NaN is an error. TFLite's and PyTorch's
-    /// weights: `Scheme::Symmetric`, `QuantRange::INT8_NARROW`.
+    /// weights: `Scheme::Symmetric`, `QuantRange::INT8_NARROW`. Any
+    /// [`Real`] weights: each value is converted to `f32` first.
     ///
     /// ```
     /// use ndarray::array;
@@ -109,12 +115,16 @@ impl WeightParams {
     /// assert_eq!(p.channel(1).unwrap().scale, 20.0 / 127.0);
     /// # Ok::<(), qlinear::QuantError>(())
     /// ```
-    pub fn per_channel<S: Data<Elem = f32>>(
+    pub fn per_channel<S>(
         w: &ArrayBase<S, Ix2>,
         layout: WeightLayout,
         scheme: Scheme,
         range: QuantRange,
-    ) -> Result<WeightParams, QuantError> {
+    ) -> Result<WeightParams, QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+    {
         check_no_nan(w, "weights")?;
         let axis = match layout {
             WeightLayout::InOut => Axis(1),
@@ -146,11 +156,13 @@ impl WeightParams {
 
     /// Quantizes real weights `w` (p×n) by (5), column `j` with channel
     /// `j`'s params, into int8. NaN is an error, and so is a result too
-    /// large to allocate.
-    pub fn quantize<S: Data<Elem = f32>>(
-        &self,
-        w: &ArrayBase<S, Ix2>,
-    ) -> Result<Array2<i8>, QuantError> {
+    /// large to allocate. Any [`Real`] weights: each value is converted to
+    /// `f32` first.
+    pub fn quantize<S>(&self, w: &ArrayBase<S, Ix2>) -> Result<Array2<i8>, QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+    {
         let (scales, zero_points) = self.expand(w.ncols())?;
         // Allocated before the first pass over `w`.
         let mut w_q = try_filled("quantized weights", w.shape(), 0i8)?;
@@ -165,7 +177,7 @@ impl WeightParams {
         if w.ncols() > 0 {
             for (row_q, row) in w_q.chunks_exact_mut(w.ncols()).zip(w.rows()) {
                 for ((q, &v), quantizer) in row_q.iter_mut().zip(&row).zip(&quantizers) {
-                    *q = quantizer.quantize(v) as i8;
+                    *q = quantizer.quantize(v.to_f32_nearest()) as i8;
                 }
             }
         }

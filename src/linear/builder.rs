@@ -1,7 +1,10 @@
 //! [`LinearBuilder`]: every option of a [`QuantizedLinear`] named, set in
 //! any order, and validated together once, by [`LinearBuilder::build`].
 
-use ndarray::{ArrayView2, Ix2};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2};
 
 use super::{quantize_bias_i32, Bias, F32Bias, Options, OutputClamp, QuantizedLinear};
 use crate::activation::FusedActivation;
@@ -10,6 +13,7 @@ use crate::error::{check_size, QuantError};
 use crate::gemm::KernelChoice;
 use crate::params::{QuantParams, QuantRange};
 use crate::quantize::{check_no_nan, quantize_as};
+use crate::real::Real;
 use crate::requant::Requantizer;
 use crate::weights::{WeightLayout, WeightParams};
 
@@ -17,14 +21,82 @@ use crate::weights::{WeightLayout, WeightParams};
 #[derive(Debug, Clone)]
 enum Weights<'w> {
     Int8(ArrayView2<'w, i8>),
-    F32(ArrayView2<'w, f32>),
+    /// Real weights of any [`Real`] type, read (not copied) when built.
+    Real(Arc<dyn RealWeights + 'w>),
 }
 
 /// The bias a builder was given.
 #[derive(Debug, Clone)]
 enum BiasInput<'w> {
     Quantized(Bias),
-    Real(F32Bias<'w>),
+    /// A real bias of any [`Real`] type, quantized when built.
+    Real(Arc<dyn RealBias + 'w>),
+}
+
+/// A view of real weights of some [`Real`] type, as the builder keeps it.
+trait RealWeights: Debug + Send + Sync {
+    /// The shape as stored.
+    fn dim(&self) -> (usize, usize);
+
+    /// [`WeightParams::quantize`] of the weights in the p×n layout.
+    fn quantize(
+        &self,
+        params: &WeightParams,
+        layout: WeightLayout,
+    ) -> Result<Array2<i8>, QuantError>;
+}
+
+impl<F: Real> RealWeights for ArrayView2<'_, F> {
+    fn dim(&self) -> (usize, usize) {
+        ArrayView2::dim(self)
+    }
+
+    fn quantize(
+        &self,
+        params: &WeightParams,
+        layout: WeightLayout,
+    ) -> Result<Array2<i8>, QuantError> {
+        params.quantize(&in_out(self.view(), layout))
+    }
+}
+
+/// A real bias of some [`Real`] type, as the builder keeps it.
+trait RealBias: Debug + Send + Sync {
+    /// The quantized bias of a layer of `n` outputs with input scale
+    /// `input_scale` and weight scales `weight_scales` (one per output).
+    fn quantize(
+        &self,
+        n: usize,
+        input_scale: f64,
+        weight_scales: &[f64],
+    ) -> Result<Bias, QuantError>;
+}
+
+impl<F: Real> RealBias for F32Bias<'_, F> {
+    fn quantize(
+        &self,
+        n: usize,
+        input_scale: f64,
+        weight_scales: &[f64],
+    ) -> Result<Bias, QuantError> {
+        match *self {
+            F32Bias::None => Ok(Bias::None),
+            F32Bias::RealWithParams { values, params } => {
+                super::check_len("bias", n, values.len())?;
+                params.validate()?;
+                check_no_nan(&values, "bias")?;
+                Ok(Bias::Int8 {
+                    values: quantize_as(&values, params, QuantRange::INT8)?,
+                    params,
+                })
+            }
+            F32Bias::Real(values) => {
+                super::check_len("bias", n, values.len())?;
+                let scales: Vec<f64> = weight_scales.iter().map(|s_w| input_scale * s_w).collect();
+                Ok(Bias::Int32(quantize_bias_i32(values, &scales)?))
+            }
+        }
+    }
 }
 
 /// Options of a [`QuantizedLinear`], from
@@ -78,13 +150,14 @@ pub struct LinearBuilder<'w> {
 impl QuantizedLinear {
     /// A builder from real weights stored as `layout` says, quantized with
     /// `params` (per tensor, or one entry per output feature) when the
-    /// layer is built. The weights are read, not copied, until then.
-    pub fn builder_f32(
-        weights: ArrayView2<'_, f32>,
+    /// layer is built. The weights are read, not copied, until then. Any
+    /// [`Real`] weights: each value is converted to `f32` first.
+    pub fn builder_f32<F: Real>(
+        weights: ArrayView2<'_, F>,
         layout: WeightLayout,
         params: impl Into<WeightParams>,
     ) -> LinearBuilder<'_> {
-        LinearBuilder::new(Weights::F32(weights), layout, params.into())
+        LinearBuilder::new(Weights::Real(Arc::new(weights)), layout, params.into())
     }
 
     /// A builder from int8 weights stored as `layout` says, with their
@@ -134,9 +207,10 @@ impl<'w> LinearBuilder<'w> {
     }
 
     /// A real bias, quantized when the layer is built (replaces any bias
-    /// set before).
-    pub fn bias_f32(mut self, bias: F32Bias<'w>) -> Self {
-        self.bias = BiasInput::Real(bias);
+    /// set before). Any [`Real`] type, not necessarily the weights': each
+    /// value is converted to `f32` first.
+    pub fn bias_f32<F: Real>(mut self, bias: F32Bias<'w, F>) -> Self {
+        self.bias = BiasInput::Real(Arc::new(bias));
         self
     }
 
@@ -209,21 +283,7 @@ impl<'w> LinearBuilder<'w> {
         let (scales, _) = self.weight_params.expand(n)?;
         let bias = match self.bias {
             BiasInput::Quantized(bias) => bias,
-            BiasInput::Real(F32Bias::None) => Bias::None,
-            BiasInput::Real(F32Bias::RealWithParams { values, params }) => {
-                super::check_len("bias", n, values.len())?;
-                params.validate()?;
-                check_no_nan(&values, "bias")?;
-                Bias::Int8 {
-                    values: quantize_as(&values, params, QuantRange::INT8)?,
-                    params,
-                }
-            }
-            BiasInput::Real(F32Bias::Real(values)) => {
-                super::check_len("bias", n, values.len())?;
-                let bias_scales: Vec<f64> = scales.iter().map(|s_w| input.scale * s_w).collect();
-                Bias::Int32(quantize_bias_i32(values, &bias_scales)?)
-            }
+            BiasInput::Real(bias) => bias.quantize(n, input.scale, &scales)?,
         };
         let options = Options {
             weight: self.weight_params,
@@ -239,8 +299,8 @@ impl<'w> LinearBuilder<'w> {
         };
         match self.weights {
             Weights::Int8(w) => QuantizedLinear::from_spec(&in_out(w, self.layout), options),
-            Weights::F32(w) => {
-                let w_q = options.weight.quantize(&in_out(w, self.layout))?;
+            Weights::Real(w) => {
+                let w_q = w.quantize(&options.weight, self.layout)?;
                 QuantizedLinear::from_spec(&w_q, options)
             }
         }
@@ -248,14 +308,13 @@ impl<'w> LinearBuilder<'w> {
 
     /// The number of output features, from the weights' shape and layout.
     fn out_features(&self) -> usize {
-        let dim = match &self.weights {
-            Weights::Int8(w) => w.raw_dim(),
-            Weights::F32(w) => w.raw_dim(),
+        let (rows, cols) = match &self.weights {
+            Weights::Int8(w) => w.dim(),
+            Weights::Real(w) => w.dim(),
         };
-        let dim: Ix2 = dim;
         match self.layout {
-            WeightLayout::InOut => dim[1],
-            WeightLayout::OutIn => dim[0],
+            WeightLayout::InOut => cols,
+            WeightLayout::OutIn => rows,
         }
     }
 }

@@ -68,6 +68,7 @@ use crate::gemm::pack::{OutOfRange, PackedWeights};
 use crate::gemm::{reference, KernelChoice};
 use crate::params::{QuantParams, QuantRange};
 use crate::quantize::{check_finite, through_quantized};
+use crate::real::Real;
 use crate::requant::{with_stage, ColumnRequant, OutputStage, Requantizer};
 use crate::weights::{WeightLayout, WeightParams};
 
@@ -91,9 +92,11 @@ pub enum Bias {
 }
 
 /// A bias in real values, as the caller has it, quantized when the layer
-/// is built.
+/// is built: `f32` by default, or any [`Real`] type `F`, each value
+/// converted to `f32` first (an `f64` beyond `f32` is an infinity, which
+/// is refused).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum F32Bias<'a> {
+pub enum F32Bias<'a, F = f32> {
     /// No bias.
     None,
     /// One real value per output feature, as PyTorch, TFLite and ONNX
@@ -101,13 +104,13 @@ pub enum F32Bias<'a> {
     /// `s_X·s_W[j]` and zero point 0,
     /// `b32[j] = round_half_even(f64(b[j]) / (s_X·s_W[j]))`; a value that
     /// does not fit in `i32` is an error naming its column.
-    Real(ArrayView1<'a, f32>),
+    Real(ArrayView1<'a, F>),
     /// Real values with parameters of their own, as the notebook has them:
     /// quantized to [`Bias::Int8`] with `params` (needs
     /// [`Requantizer::Float64`]).
     RealWithParams {
         /// One real value per output feature.
-        values: ArrayView1<'a, f32>,
+        values: ArrayView1<'a, F>,
         /// Parameters to quantize the bias with.
         params: QuantParams,
     },
@@ -224,7 +227,8 @@ impl QuantizedLinear {
 
     /// A layer from real weights `w` (p×n), quantized with `weight` (per
     /// tensor, or column `j` with channel `j`'s params), and a real bias
-    /// quantized as [`F32Bias`] says.
+    /// quantized as [`F32Bias`] says. Any [`Real`] weights and bias (of
+    /// one type): each value is converted to `f32` first.
     ///
     /// ```
     /// use ndarray::array;
@@ -246,12 +250,13 @@ impl QuantizedLinear {
     pub fn from_f32<S>(
         w: &ArrayBase<S, Ix2>,
         weight: impl Into<WeightParams>,
-        bias: F32Bias<'_>,
+        bias: F32Bias<'_, S::Elem>,
         input: QuantParams,
         output: QuantParams,
     ) -> Result<QuantizedLinear, QuantError>
     where
-        S: Data<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
     {
         // Views are invariant over their lifetime: both borrowed anew.
         let bias = match bias {
@@ -498,11 +503,27 @@ impl QuantizedLinear {
     /// input range), runs [`forward`](Self::forward) and dequantizes with
     /// the output params.
     ///
+    /// Any [`Real`] input: each value is converted to `f32` first, and the
+    /// output, computed in `f32`, is converted back to the input's type.
+    ///
     /// Errors on a NaN in `x`, on a wrong number of columns, and on a batch
     /// too large to allocate (found before any pass over `x`).
-    pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<f32>, QuantError>
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{Bias, QuantParams, QuantizedLinear};
+    /// let p = QuantParams::new(0.5, 0)?;
+    /// let layer = QuantizedLinear::from_quantized(array![[2i8]], p, Bias::None, p, p)?;
+    /// let x = array![[0.75f64], [1e300]];
+    /// let y = layer.forward_f32(&x)?;
+    /// assert_eq!(y, layer.forward_f32(&x.mapv(|v| v as f32))?.mapv(f64::from));
+    /// assert_eq!(y, array![[1.0f64], [63.5]]);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    pub fn forward_f32<S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
     where
-        S: Data<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
     {
         match self.options.activation_type {
             ElemKind::Int8 => self.forward_f32_as::<i8, S>(x),
@@ -511,10 +532,12 @@ impl QuantizedLinear {
     }
 
     /// [`forward_f32`](Self::forward_f32) through activations of type `T`.
-    fn forward_f32_as<T: QuantElem, S: Data<Elem = f32>>(
-        &self,
-        x: &ArrayBase<S, Ix2>,
-    ) -> Result<Array2<f32>, QuantError> {
+    fn forward_f32_as<T, S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
+    where
+        T: QuantElem,
+        S: Data,
+        S::Elem: Real,
+    {
         check_inner_dim(x.ncols(), self.in_features())?;
         let input = (self.options.input, self.options.input_range());
         let output = (self.out_features(), self.options.output);
@@ -728,15 +751,16 @@ pub(crate) fn check_len(
     }
 }
 
-/// `round_half_even(f64(b[j]) / scale[j])`, refusing non-finite values and
-/// values outside `i32`.
-fn quantize_bias_i32(
-    values: ArrayView1<'_, f32>,
+/// `round_half_even(f64(f32(b[j])) / scale[j])`, refusing non-finite
+/// values (as `f32`) and values outside `i32`.
+fn quantize_bias_i32<F: Real>(
+    values: ArrayView1<'_, F>,
     scales: &[f64],
 ) -> Result<Array1<i32>, QuantError> {
     check_finite(&values, "bias")?;
     let mut out = Array1::<i32>::zeros(values.len());
     for (j, ((&b, o), &scale)) in values.iter().zip(out.iter_mut()).zip(scales).enumerate() {
+        let b = b.to_f32_nearest();
         let q = (f64::from(b) / scale).round_ties_even();
         if !(q >= f64::from(i32::MIN) && q <= f64::from(i32::MAX)) {
             return Err(QuantError::BiasOutOfRange {

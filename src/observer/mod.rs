@@ -1,7 +1,8 @@
 //! Calibration observers: real data in, quantization parameters out.
 //!
-//! An observer watches `f32` calibration batches (a layer's activations, or
-//! its weights) and summarises them into a real range `[min, max]`; a
+//! An observer watches calibration batches (a layer's activations, or its
+//! weights; `f32`, or any [`Real`] type converted to `f32` first) and
+//! summarises them into a real range `[min, max]`; a
 //! [`Scheme`] then turns that range into [`QuantParams`] for a target
 //! [`QuantRange`], exactly as [`Scheme::params`] does for a range given by
 //! hand.
@@ -87,8 +88,10 @@
 //! any `ndarray` array of any dimension and layout; it is available on
 //! concrete observer types (it needs `Self: Sized`). Every observer treats a
 //! call as one batch and ignores the order of values within it. The
-//! per-channel observer needs the 2-D shape, so it has its own inherent
-//! methods instead of the trait.
+//! per-channel observer needs the 2-D shape, so it has its own trait,
+//! [`ChannelObserver`], built the same way: an object-safe `f32` method
+//! ([`ChannelObserver::observe_channels`]) and a generic one
+//! ([`ChannelObserver::observe`]).
 //!
 //! ```
 //! use ndarray::array;
@@ -109,10 +112,12 @@
 //! # Ok::<(), qlinear::QuantError>(())
 //! ```
 
-use ndarray::{ArrayBase, ArrayView2, Data, Dimension};
+use ndarray::{ArrayBase, ArrayView2, Data, Dimension, Ix2};
 
+use crate::alloc::try_map;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange, Scheme};
+use crate::real::{as_f32_slice, as_f32_view, Real};
 
 mod histogram;
 mod histogram_observer;
@@ -137,13 +142,15 @@ pub trait Observer {
 
     /// Records one batch given as an array of any dimension and layout, as
     /// one call to [`Observer::observe_slice`] (a non-contiguous array is
-    /// copied into a temporary buffer first).
+    /// copied into a temporary buffer first). Any [`Real`] values: each is
+    /// converted to `f32` first (into a temporary buffer, unless `x` is
+    /// `f32` and contiguous).
     ///
     /// # Panics
     ///
-    /// If `x` is not contiguous and its copy cannot be allocated (a
-    /// broadcast view of 2^62 elements would need 2^64 bytes): a batch
-    /// whose copy fits in memory never panics.
+    /// If a copy is needed and cannot be allocated (a broadcast view of
+    /// 2^62 elements would need 2^64 bytes): a batch whose copy fits in
+    /// memory never panics.
     ///
     /// ```
     /// use ndarray::{array, s};
@@ -157,25 +164,29 @@ pub trait Observer {
     /// ```
     fn observe<S, D>(&mut self, x: &ArrayBase<S, D>)
     where
-        S: Data<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
         D: Dimension,
         Self: Sized,
     {
-        match x.as_slice_memory_order() {
-            Some(values) => self.observe_slice(values),
-            None => {
-                let mut values = Vec::new();
-                if values.try_reserve_exact(x.len()).is_err() {
-                    panic!(
-                        "Observer::observe: a copy of {} values of a non-contiguous view \
-                         cannot be allocated; observe it in parts",
-                        x.len()
-                    );
-                }
-                values.extend(x.iter().copied());
-                self.observe_slice(&values);
-            }
+        let contiguous = x.as_slice_memory_order();
+        if let Some(values) = contiguous.and_then(as_f32_slice) {
+            return self.observe_slice(values);
         }
+        let mut values = Vec::new();
+        if values.try_reserve_exact(x.len()).is_err() {
+            panic!(
+                "Observer::observe: a copy of {} values as f32 cannot be allocated; \
+                 observe it in parts",
+                x.len()
+            );
+        }
+        // In memory order where there is one, as the f32 slice would be.
+        match contiguous {
+            Some(all) => values.extend(all.iter().map(|&v| v.to_f32_nearest())),
+            None => values.extend(x.iter().map(|&v| v.to_f32_nearest())),
+        }
+        self.observe_slice(&values);
     }
 
     /// The real range `[min, max]` the observer settles on, for an 8-bit
@@ -218,6 +229,37 @@ pub trait ChannelObserver {
     /// observer's axis. Errors if its number of channels differs from
     /// earlier batches'.
     fn observe_channels(&mut self, w: ArrayView2<'_, f32>) -> Result<(), QuantError>;
+
+    /// [`observe_channels`](Self::observe_channels) of any [`Real`] 2-D
+    /// array, each value converted to `f32` first (`f32` views are passed
+    /// on as they are; other types are converted into a temporary array,
+    /// [`QuantError::TooLarge`] if it cannot be allocated).
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use qlinear::{ChannelObserver, PerChannelMinMaxObserver};
+    ///
+    /// fn ranges(o: &mut impl ChannelObserver) -> Result<Vec<(f64, f64)>, qlinear::QuantError> {
+    ///     o.observe(&array![[0.5f64, 1e300], [-0.25, 2.0]])?;
+    ///     o.ranges()
+    /// }
+    /// assert_eq!(ranges(&mut PerChannelMinMaxObserver::new())?, vec![(-0.25, 0.5), (2.0, 2.0)]);
+    /// # Ok::<(), qlinear::QuantError>(())
+    /// ```
+    fn observe<S>(&mut self, w: &ArrayBase<S, Ix2>) -> Result<(), QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+        Self: Sized,
+    {
+        match as_f32_view(w.view()) {
+            Some(w) => self.observe_channels(w),
+            None => {
+                let w = try_map("f32 copy of the batch", w, |v| v.to_f32_nearest())?;
+                self.observe_channels(w.view())
+            }
+        }
+    }
 
     /// The range `[min, max]` of every channel, in channel order.
     /// [`QuantError::NothingObserved`] until every channel has seen a

@@ -6,6 +6,7 @@ use super::{check_averaging_constant, BatchStats, ChannelObserver};
 use crate::alloc::try_filled;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange, Scheme};
+use crate::real::Real;
 
 /// Per-channel min and max of a 2-D array, equation (32): one range, and
 /// one [`QuantParams`], per channel.
@@ -103,10 +104,12 @@ impl PerChannelMinMaxObserver {
     /// Records one batch. An array without elements is a no-op; otherwise
     /// its number of channels (its length along [`Self::axis`]) must match
     /// earlier batches, or [`QuantError::LengthMismatch`] is returned and
-    /// nothing is recorded.
+    /// nothing is recorded. Any [`Real`] values: each is converted to `f32`
+    /// first (an `f64` beyond `f32` is an infinity, skipped and counted).
     pub fn observe<S>(&mut self, w: &ArrayBase<S, Ix2>) -> Result<(), QuantError>
     where
-        S: Data<Elem = f32>,
+        S: Data,
+        S::Elem: Real,
     {
         if w.is_empty() {
             return Ok(());
@@ -129,7 +132,7 @@ impl PerChannelMinMaxObserver {
         }
         let by_column = self.axis.index() == 1;
         for ((i, j), &v) in w.indexed_iter() {
-            batch[if by_column { j } else { i }].push(v);
+            batch[if by_column { j } else { i }].push(v.to_f32_nearest());
         }
         for (stats, bounds) in batch.iter().zip(self.bounds.iter_mut()) {
             self.skipped += stats.skipped;
@@ -188,7 +191,17 @@ impl PerChannelMinMaxObserver {
 
 impl ChannelObserver for PerChannelMinMaxObserver {
     fn observe_channels(&mut self, w: ArrayView2<'_, f32>) -> Result<(), QuantError> {
-        self.observe(&w)
+        PerChannelMinMaxObserver::observe(self, &w)
+    }
+
+    /// The inherent [`PerChannelMinMaxObserver::observe`]: no copy for any
+    /// type.
+    fn observe<S>(&mut self, w: &ArrayBase<S, Ix2>) -> Result<(), QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+    {
+        PerChannelMinMaxObserver::observe(self, w)
     }
 
     fn ranges(&self) -> Result<Vec<(f64, f64)>, QuantError> {
