@@ -36,8 +36,9 @@
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, DataMut, Ix2};
 
-use crate::accumulator::{check_bound, wrap_i32, Terms, WrappingTerms};
-use crate::alloc::{fill_row_major, try_filled, try_with_capacity};
+use crate::accumulator::{check_bound, Terms, WrappingTerms};
+use crate::alloc::{fill_row_major, try_with_capacity};
+use crate::dynamic_buffers::{refill, CallBuffers};
 use crate::elem::QuantElem;
 use crate::error::{check_inner_dim, check_out_shape, check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
@@ -298,7 +299,7 @@ impl DynamicLinear {
         let (m, n) = (x.nrows(), self.out_features());
         // Allocated before the first pass over `x`.
         let mut out = self.kernel.new_output::<S::Elem>(m, &self.packed)?;
-        self.forward_slice(x, &mut out)?;
+        self.forward_slice(x, &mut out, &mut CallBuffers::default())?;
         Ok(to_matrix(m, n, out))
     }
 
@@ -331,25 +332,48 @@ impl DynamicLinear {
         So: DataMut,
         So::Elem: Real,
     {
+        self.forward_into_with(x, out, &mut CallBuffers::default())
+    }
+
+    /// [`forward_into`](Self::forward_into) with the per-call vectors in
+    /// `buffers`: no allocation once they have served a batch as large,
+    /// for `f32` input in standard layout and an output in standard layout.
+    pub(crate) fn forward_into_with<S, So>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut ArrayBase<So, Ix2>,
+        buffers: &mut CallBuffers,
+    ) -> Result<(), QuantError>
+    where
+        S: Data,
+        S::Elem: Real,
+        So: DataMut,
+        So::Elem: Real,
+    {
         check_inner_dim(x.ncols(), self.in_features())?;
         check_out_shape(out.shape(), (x.nrows(), self.out_features()))?;
-        fill_row_major(out, |slice| self.forward_slice(x, slice))
+        fill_row_major(out, |slice| self.forward_slice(x, slice, buffers))
     }
 
     /// The body of [`forward`](Self::forward) into `out`, row-major m×n,
     /// for an `x` of `p` columns.
-    fn forward_slice<S, O>(&self, x: &ArrayBase<S, Ix2>, out: &mut [O]) -> Result<(), QuantError>
+    fn forward_slice<S, O>(
+        &self,
+        x: &ArrayBase<S, Ix2>,
+        out: &mut [O],
+        buffers: &mut CallBuffers,
+    ) -> Result<(), QuantError>
     where
         S: Data,
         S::Elem: Real,
         O: Real,
     {
         let values = row_major_checked(x.view())?;
-        let params = self.params_of_rows(&values, (x.nrows(), x.ncols()))?;
+        self.params_of_rows(&values, (x.nrows(), x.ncols()), buffers)?;
         if self.activations.range.qmin >= 0 {
-            self.run::<u8, O>(&values, &params, out)
+            self.run::<u8, O>(&values, buffers, out)
         } else {
-            self.run::<i8, O>(&values, &params, out)
+            self.run::<i8, O>(&values, buffers, out)
         }
     }
 
@@ -361,16 +385,19 @@ impl DynamicLinear {
         &self,
         x: ArrayView2<'_, F>,
     ) -> Result<Vec<QuantParams>, QuantError> {
-        self.params_of_rows(&row_major_checked(x)?, x.dim())
+        let mut buffers = CallBuffers::default();
+        self.params_of_rows(&row_major_checked(x)?, x.dim(), &mut buffers)?;
+        Ok(buffers.params)
     }
 
     /// [`activation_params`](Self::activation_params) of the `m` rows of `p`
-    /// stored in `values`, row-major.
+    /// stored in `values`, row-major, into `buffers.params`.
     fn params_of_rows(
         &self,
         values: &[f32],
         (m, p): (usize, usize),
-    ) -> Result<Vec<QuantParams>, QuantError> {
+        buffers: &mut CallBuffers,
+    ) -> Result<(), QuantError> {
         let DynamicActivations {
             granularity,
             scheme,
@@ -393,32 +420,40 @@ impl DynamicLinear {
         match granularity {
             Granularity::PerTensor => {
                 let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+                let parts = &mut buffers.extremes;
+                map_chunks(self.kernel, values, EXTREMES_CHUNK, extremes, parts);
                 // In order, so that the first non-finite value is reported.
-                for (k, part) in map_chunks(self.kernel, values, EXTREMES_CHUNK, extremes)
-                    .into_iter()
-                    .enumerate()
-                {
+                for (k, part) in parts.iter().enumerate() {
                     let (part_lo, part_hi) =
                         part.map_err(|i| non_finite(k * EXTREMES_CHUNK + i))?;
                     (lo, hi) = (lo.min(part_lo), hi.max(part_hi));
                 }
-                try_filled("activation params", &[m], params_of((lo, hi))?)
+                let params = params_of((lo, hi))?;
+                refill(&mut buffers.params, "activation params", m, params)
             }
-            Granularity::PerRow if p == 0 => try_filled(
-                "activation params",
-                &[m],
-                params_of((f32::INFINITY, f32::NEG_INFINITY))?,
-            ),
+            Granularity::PerRow if p == 0 => {
+                let params = params_of((f32::INFINITY, f32::NEG_INFINITY))?;
+                refill(&mut buffers.params, "activation params", m, params)
+            }
             Granularity::PerRow => {
                 // Every row's values are checked before any row's
                 // parameters, so a non-finite value is reported before a
                 // scheme's refusal of an earlier row.
-                let extremes: Vec<(f32, f32)> = map_chunks(self.kernel, values, p, extremes)
-                    .into_iter()
+                let rows = &mut buffers.extremes;
+                map_chunks(self.kernel, values, p, extremes, rows);
+                if let Some((i, j)) = rows
+                    .iter()
                     .enumerate()
-                    .map(|(i, e)| e.map_err(|j| non_finite(i * p + j)))
-                    .collect::<Result<_, _>>()?;
-                extremes.into_iter().map(params_of).collect()
+                    .find_map(|(i, e)| e.err().map(|j| (i, j)))
+                {
+                    return Err(non_finite(i * p + j));
+                }
+                buffers.params.clear();
+                for &row in rows.iter() {
+                    let row = row.expect("every row checked finite above");
+                    buffers.params.push(params_of(row)?);
+                }
+                Ok(())
             }
         }
     }
@@ -428,16 +463,22 @@ impl DynamicLinear {
     fn run<T: QuantElem, O: Real>(
         &self,
         values: &[f32],
-        params: &[QuantParams],
+        buffers: &mut CallBuffers,
         out: &mut [O],
     ) -> Result<(), QuantError> {
         let range = self.activations.range;
+        let CallBuffers {
+            params,
+            quantized,
+            row_zero_points,
+            wrapped_zero_points,
+            row_scales,
+            ..
+        } = buffers;
         let (m, p) = (params.len(), self.in_features());
-        let x_q = to_matrix(
-            m,
-            p,
-            quantize_rows::<T>(self.kernel, values, p, params, range)?,
-        );
+        let [x_q, ..] = T::buffers(quantized);
+        quantize_rows::<T>(self.kernel, values, p, params, range, x_q)?;
+        let x_q = ArrayView2::from_shape((m, p), &x_q[..]).expect("m·p values");
         let shift = self.kernel.shift(T::KIND, range);
         let max_zx = params
             .iter()
@@ -451,14 +492,16 @@ impl DynamicLinear {
             0,
             i64::MAX as u128,
         )?;
-        let row_zero_points: Vec<i64> = params
-            .iter()
-            .map(|p| i64::from(p.zero_point) + i64::from(shift))
-            .collect();
+        row_zero_points.clear();
+        row_zero_points.extend(
+            params
+                .iter()
+                .map(|p| i64::from(p.zero_point) + i64::from(shift)),
+        );
         let terms = Terms {
             neg_w_zero_points: &self.neg_w_zero_points,
             column_terms: &[],
-            row_zero_points: &row_zero_points,
+            row_zero_points,
             zero_point_terms: &self.zero_point_terms,
         };
         let max_distance = params
@@ -482,8 +525,16 @@ impl DynamicLinear {
         let epilogue = Dequantize {
             layer: self,
             terms,
-            wrapping: fits_i32.then(|| (&self.wrapped_terms, wrap_i32(&row_zero_points))),
-            row_scales: params.iter().map(|p| p.scale as f32).collect(),
+            wrapping: fits_i32.then(|| {
+                wrapped_zero_points.clear();
+                wrapped_zero_points.extend(row_zero_points.iter().map(|&z| z as i32));
+                (&self.wrapped_terms, &wrapped_zero_points[..])
+            }),
+            row_scales: {
+                row_scales.clear();
+                row_scales.extend(params.iter().map(|p| p.scale as f32));
+                row_scales
+            },
         };
         let with_row_sums = !self.neg_w_zero_points.is_empty();
         self.kernel
@@ -555,15 +606,18 @@ fn map_chunks<R: Send>(
     data: &[f32],
     chunk: usize,
     f: impl Fn(&[f32]) -> R + Sync + Send,
-) -> Vec<R> {
+    out: &mut Vec<R>,
+) {
+    out.clear();
     #[cfg(feature = "parallel")]
     if splits_passes(kernel, data.len()) {
         use rayon::prelude::*;
-        return data.par_chunks(chunk).map(f).collect();
+        out.par_extend(data.par_chunks(chunk).map(f));
+        return;
     }
     #[cfg(not(feature = "parallel"))]
     let _ = kernel;
-    data.chunks(chunk).map(f).collect()
+    out.extend(data.chunks(chunk).map(f));
 }
 
 /// `d[j] = −Σ_k Wq[k,j] + p·z_W[j]` of (11) for each column, or the
@@ -597,10 +651,12 @@ fn quantize_rows<T: QuantElem>(
     p: usize,
     params: &[QuantParams],
     range: QuantRange,
-) -> Result<Vec<T>, QuantError> {
-    let mut x_q = try_filled("quantized input", &[params.len(), p], T::default())?;
+    x_q: &mut Vec<T>,
+) -> Result<(), QuantError> {
+    check_size("quantized input", &[params.len(), p])?;
+    refill(x_q, "quantized input", params.len() * p, T::default())?;
     if p == 0 {
-        return Ok(x_q);
+        return Ok(());
     }
     let quantize_row = |((row, row_q), &row_params): ((&[f32], &mut [T]), &QuantParams)| {
         let quantizer = ScalarQuantizer::new(row_params, range);
@@ -611,11 +667,11 @@ fn quantize_rows<T: QuantElem>(
         use rayon::prelude::*;
         let rows = values.par_chunks_exact(p).zip(x_q.par_chunks_exact_mut(p));
         rows.zip(params).for_each(quantize_row);
-        return Ok(x_q);
+        return Ok(());
     }
     let rows = values.chunks_exact(p).zip(x_q.chunks_exact_mut(p));
     rows.zip(params).for_each(quantize_row);
-    Ok(x_q)
+    Ok(())
 }
 
 /// The elements of `x` as `f32` in logical row-major order: borrowed when
@@ -642,8 +698,8 @@ struct Dequantize<'a> {
     terms: Terms<'a>,
     /// The terms of (11) in `i32` with the call's row zero points, when
     /// every accumulator of this call provably fits in `i32`.
-    wrapping: Option<(&'a WrappingTerms, Vec<i32>)>,
-    row_scales: Vec<f32>,
+    wrapping: Option<(&'a WrappingTerms, &'a [i32])>,
+    row_scales: &'a [f32],
 }
 
 /// An accumulator of (11), in either width.

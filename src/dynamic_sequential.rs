@@ -8,6 +8,7 @@ use crate::activation::FusedActivation;
 use crate::alloc::try_filled;
 use crate::calibration::ConvertOptions;
 use crate::dynamic::{DynamicActivations, DynamicLinear};
+use crate::dynamic_buffers::CallBuffers;
 use crate::error::{check_inner_dim, check_out_shape, QuantError};
 use crate::float_sequential::FloatSequential;
 use crate::quantize::check_range_fits;
@@ -52,9 +53,9 @@ pub struct DynamicSequential {
     layers: Vec<(DynamicLinear, FusedActivation)>,
 }
 
-/// The two `f32` buffers [`DynamicSequential::forward_into`] passes
-/// activations between layers in, kept so that repeated calls do not
-/// allocate them again.
+/// The buffers [`DynamicSequential::forward_into`] passes activations
+/// between layers in, and each layer's quantized input and row
+/// parameters, kept so that repeated calls do not allocate them again.
 ///
 /// Starts empty; a call grows both to its batch size times the widest
 /// hidden layer if they are smaller, and never shrinks them. One
@@ -62,6 +63,8 @@ pub struct DynamicSequential {
 #[derive(Debug, Clone, Default)]
 pub struct DynamicWorkspace {
     buffers: [Vec<f32>; 2],
+    /// Each layer's per-call vectors (quantized input, row parameters).
+    calls: CallBuffers,
 }
 
 impl DynamicWorkspace {
@@ -173,11 +176,11 @@ impl DynamicSequential {
     }
 
     /// [`forward`](Self::forward) into an existing m × `out_features`
-    /// array (any layout), with the activations between layers in
-    /// `workspace`: the same bits, and once the workspace has served a
-    /// batch at least as large, no allocation for the hidden activations
-    /// or (in standard layout) the output. Each layer still makes its
-    /// quantized copy of its input.
+    /// array (any layout), with the activations between layers and each
+    /// layer's per-call vectors in `workspace`: the same bits, and once the
+    /// workspace has served a batch at least as large, no allocation at all
+    /// when `x` and `out` are in standard layout and the call runs on one
+    /// thread.
     ///
     /// Errors as `forward` does, and if `out` is not m × `out_features`.
     pub fn forward_into<S, So>(
@@ -196,27 +199,28 @@ impl DynamicSequential {
         let ((last, last_activation), hidden) =
             self.layers.split_last().expect("a stack is not empty");
         let Some(((first, first_activation), middle)) = hidden.split_first() else {
-            last.forward_into(x, out)?;
+            last.forward_into_with(x, out, &mut workspace.calls)?;
             last_activation.apply_real(out);
             return Ok(());
         };
         let widest = hidden.iter().map(|(l, _)| l.out_features()).max();
         workspace.reserve(m, widest.unwrap_or(0))?;
+        let calls = &mut workspace.calls;
         let [mut src, mut dst] = workspace.buffers.each_mut();
         let mut h = view_mut(dst, m, first.out_features());
-        first.forward_into(x, &mut h)?;
+        first.forward_into_with(x, &mut h, calls)?;
         first_activation.apply_real(&mut h);
         std::mem::swap(&mut src, &mut dst);
         let mut width = first.out_features();
         for (layer, activation) in middle {
             let n = layer.out_features();
             let mut h = view_mut(dst, m, n);
-            layer.forward_into(&view(src, m, width), &mut h)?;
+            layer.forward_into_with(&view(src, m, width), &mut h, calls)?;
             activation.apply_real(&mut h);
             std::mem::swap(&mut src, &mut dst);
             width = n;
         }
-        last.forward_into(&view(src, m, width), out)?;
+        last.forward_into_with(&view(src, m, width), out, calls)?;
         last_activation.apply_real(out);
         Ok(())
     }

@@ -52,6 +52,7 @@ pub mod activation;
 mod alloc;
 pub mod calibration;
 pub mod dynamic;
+mod dynamic_buffers;
 pub mod dynamic_sequential;
 pub mod elem;
 mod elem_kind;

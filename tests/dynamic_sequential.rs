@@ -262,3 +262,49 @@ fn per_row_outputs_do_not_depend_on_the_batch() {
     let alone = per_tensor.forward(&x.slice(s![0..1, ..])).unwrap();
     assert_ne!(bits(&alone), bits(&batch.slice(s![0..1, ..]).to_owned()));
 }
+
+/// After one call, a dynamic stack allocates nothing: the workspace keeps
+/// the activations between layers and each layer's quantized input and row
+/// parameters, each thread its packing buffers. Every layer runs on one
+/// thread at these batches (read from the plan the crate makes), so this
+/// thread's count is the whole count.
+#[test]
+fn calls_after_the_first_allocate_nothing() {
+    use qlinear::gemm::__introspect::{geometry, Plan};
+    let mut rng = StdRng::seed_from_u64(9);
+    let widths = [64, 96, 48, 10];
+    let float = model(&mut rng, &widths, FusedActivation::Relu);
+    for activations in [PER_ROW_INT8, DynamicActivations::default()] {
+        let stack =
+            DynamicSequential::from_float(&float, &ConvertOptions::default(), activations).unwrap();
+        let mut workspace = DynamicWorkspace::default();
+        for m in [1, 16] {
+            for (layer, _) in stack.layers() {
+                let g = geometry(layer.kernel_name()).expect("a kernel of this machine");
+                let plan = g.plan(
+                    m,
+                    layer.in_features(),
+                    layer.out_features(),
+                    rayon::current_num_threads(),
+                );
+                assert_eq!(plan, Plan::OneThread, "{} at m = {m}", layer.kernel_name());
+            }
+            let x = input(&mut rng, m, 64);
+            let mut out = Array2::<f32>::zeros((m, 10));
+            stack.forward_into(&x, &mut out, &mut workspace).unwrap();
+            let again = allocation_counter::measure(|| {
+                stack.forward_into(&x, &mut out, &mut workspace).unwrap();
+            });
+            assert_eq!(again.count_total, 0, "{activations:?}, m = {m}: {again:?}");
+            let fresh = allocation_counter::measure(|| {
+                stack
+                    .forward_into(&x, &mut out, &mut DynamicWorkspace::default())
+                    .unwrap();
+            });
+            assert!(
+                fresh.count_total > 0,
+                "the count sees a fresh workspace's allocations"
+            );
+        }
+    }
+}
