@@ -81,7 +81,7 @@ impl WrappingTerms {
     }
 
     /// [`Terms::for_tile`] from a tile's `i32` dot products, in `i32`, with
-    /// the call's `row_zero_points` (from [`wrap_i32`]; empty for a static
+    /// the call's `row_zero_points` (from [`wrap_i32_into`]; empty for a static
     /// layer).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
@@ -188,7 +188,15 @@ fn tile_rows<A: Lane, D: Copy + Into<A>, O>(
 
 /// `values` modulo 2^32.
 pub(crate) fn wrap_i32(values: &[i64]) -> Vec<i32> {
-    values.iter().map(|&x| x as i32).collect()
+    let mut wrapped = Vec::new();
+    wrap_i32_into(values, &mut wrapped);
+    wrapped
+}
+
+/// `values` modulo 2^32, into `out` (cleared first).
+pub(crate) fn wrap_i32_into(values: &[i64], out: &mut Vec<i32>) {
+    out.clear();
+    out.extend(values.iter().map(|&x| x as i32));
 }
 
 /// Widest tile any kernel produces.

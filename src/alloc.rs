@@ -19,6 +19,23 @@ pub(crate) fn try_filled<T: Clone>(
     Ok(v)
 }
 
+/// `v` cleared and refilled with `shape.iter().product()` copies of
+/// `value`, its capacity grown only if needed (a call after the first with
+/// no larger shape allocates nothing), or [`QuantError::TooLarge`].
+pub(crate) fn try_refill<T: Clone>(
+    v: &mut Vec<T>,
+    what: &'static str,
+    shape: &[usize],
+    value: T,
+) -> Result<(), QuantError> {
+    check_size(what, shape)?;
+    v.clear();
+    v.try_reserve(len(shape))
+        .map_err(|_| too_large(what, shape))?;
+    v.resize(len(shape), value);
+    Ok(())
+}
+
 /// An empty vector with room for `shape.iter().product()` values, or
 /// [`QuantError::TooLarge`].
 pub(crate) fn try_with_capacity<T>(

@@ -36,9 +36,9 @@
 
 use ndarray::{s, Array1, Array2, ArrayBase, ArrayView2, Data, DataMut, Ix2};
 
-use crate::accumulator::{check_bound, Terms, WrappingTerms};
-use crate::alloc::{fill_row_major, try_with_capacity};
-use crate::dynamic_buffers::{refill, CallBuffers};
+use crate::accumulator::{check_bound, wrap_i32_into, Terms, WrappingTerms};
+use crate::alloc::{fill_row_major, try_refill, try_with_capacity};
+use crate::dynamic_buffers::CallBuffers;
 use crate::elem::QuantElem;
 use crate::error::{check_inner_dim, check_out_shape, check_size, QuantError};
 use crate::gemm::driver::{Dots, Epilogue};
@@ -429,11 +429,11 @@ impl DynamicLinear {
                     (lo, hi) = (lo.min(part_lo), hi.max(part_hi));
                 }
                 let params = params_of((lo, hi))?;
-                refill(&mut buffers.params, "activation params", m, params)
+                try_refill(&mut buffers.params, "activation params", &[m], params)
             }
             Granularity::PerRow if p == 0 => {
                 let params = params_of((f32::INFINITY, f32::NEG_INFINITY))?;
-                refill(&mut buffers.params, "activation params", m, params)
+                try_refill(&mut buffers.params, "activation params", &[m], params)
             }
             Granularity::PerRow => {
                 // Every row's values are checked before any row's
@@ -526,8 +526,7 @@ impl DynamicLinear {
             layer: self,
             terms,
             wrapping: fits_i32.then(|| {
-                wrapped_zero_points.clear();
-                wrapped_zero_points.extend(row_zero_points.iter().map(|&z| z as i32));
+                wrap_i32_into(row_zero_points, wrapped_zero_points);
                 (&self.wrapped_terms, &wrapped_zero_points[..])
             }),
             row_scales: {
@@ -653,8 +652,7 @@ fn quantize_rows<T: QuantElem>(
     range: QuantRange,
     x_q: &mut Vec<T>,
 ) -> Result<(), QuantError> {
-    check_size("quantized input", &[params.len(), p])?;
-    refill(x_q, "quantized input", params.len() * p, T::default())?;
+    try_refill(x_q, "quantized input", &[params.len(), p], T::default())?;
     if p == 0 {
         return Ok(());
     }

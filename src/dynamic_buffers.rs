@@ -2,8 +2,6 @@
 //! output, kept by a `DynamicWorkspace` so that calls after the first
 //! allocate nothing.
 
-use crate::alloc::too_large;
-use crate::error::QuantError;
 use crate::params::QuantParams;
 use crate::workspace::Workspace;
 
@@ -24,18 +22,4 @@ pub(crate) struct CallBuffers {
     pub(crate) wrapped_zero_points: Vec<i32>,
     /// `s_X[i]`, per row.
     pub(crate) row_scales: Vec<f32>,
-}
-
-/// `v` cleared and resized to `len` copies of `value`, its capacity grown
-/// only if needed; an allocation failure is [`QuantError::TooLarge`].
-pub(crate) fn refill<T: Clone>(
-    v: &mut Vec<T>,
-    what: &'static str,
-    len: usize,
-    value: T,
-) -> Result<(), QuantError> {
-    v.clear();
-    v.try_reserve(len).map_err(|_| too_large(what, &[len]))?;
-    v.resize(len, value);
-    Ok(())
 }

@@ -2,16 +2,16 @@
 //! activations between them, each layer quantizing its input on every call
 //! (an LLM's MLP block with int8 weights).
 
-use ndarray::{Array2, ArrayBase, ArrayView2, ArrayViewMut2, Data, DataMut, Ix2};
+use ndarray::{Array2, ArrayBase, Data, DataMut, Ix2};
 
 use crate::activation::FusedActivation;
-use crate::alloc::try_filled;
 use crate::calibration::ConvertOptions;
 use crate::dynamic::{DynamicActivations, DynamicLinear};
 use crate::dynamic_buffers::CallBuffers;
 use crate::error::{check_inner_dim, check_out_shape, QuantError};
 use crate::float_sequential::FloatSequential;
 use crate::quantize::check_range_fits;
+use crate::workspace::{matrix, matrix_mut};
 
 /// A stack of [`DynamicLinear`] layers, each followed by an activation
 /// applied to its real output (ReLU is `max(0, y)`, as in
@@ -57,26 +57,14 @@ pub struct DynamicSequential {
 /// between layers in, and each layer's quantized input and row
 /// parameters, kept so that repeated calls do not allocate them again.
 ///
-/// Starts empty; a call grows both to its batch size times the widest
-/// hidden layer if they are smaller, and never shrinks them. One
+/// Starts empty; a call grows each buffer to what its batch needs if it
+/// is smaller, and never shrinks them. One
 /// workspace serves any stack and batch size, one call at a time.
 #[derive(Debug, Clone, Default)]
 pub struct DynamicWorkspace {
     buffers: [Vec<f32>; 2],
     /// Each layer's per-call vectors (quantized input, row parameters).
     calls: CallBuffers,
-}
-
-impl DynamicWorkspace {
-    /// Grows both buffers to at least `m × width` values.
-    fn reserve(&mut self, m: usize, width: usize) -> Result<(), QuantError> {
-        for buffer in &mut self.buffers {
-            if buffer.len() < m.saturating_mul(width) {
-                *buffer = try_filled("hidden activations", &[m, width], 0.0)?;
-            }
-        }
-        Ok(())
-    }
 }
 
 impl DynamicSequential {
@@ -203,35 +191,21 @@ impl DynamicSequential {
             last_activation.apply_real(out);
             return Ok(());
         };
-        let widest = hidden.iter().map(|(l, _)| l.out_features()).max();
-        workspace.reserve(m, widest.unwrap_or(0))?;
         let calls = &mut workspace.calls;
-        let [mut src, mut dst] = workspace.buffers.each_mut();
-        let mut h = view_mut(dst, m, first.out_features());
+        let [mut filled, mut spare] = workspace.buffers.each_mut();
+        let mut h = matrix_mut(filled, "hidden activations", (m, first.out_features()))?;
         first.forward_into_with(x, &mut h, calls)?;
         first_activation.apply_real(&mut h);
-        std::mem::swap(&mut src, &mut dst);
         let mut width = first.out_features();
         for (layer, activation) in middle {
-            let n = layer.out_features();
-            let mut h = view_mut(dst, m, n);
-            layer.forward_into_with(&view(src, m, width), &mut h, calls)?;
+            let mut h = matrix_mut(spare, "hidden activations", (m, layer.out_features()))?;
+            layer.forward_into_with(&matrix(filled, (m, width)), &mut h, calls)?;
             activation.apply_real(&mut h);
-            std::mem::swap(&mut src, &mut dst);
-            width = n;
+            std::mem::swap(&mut filled, &mut spare);
+            width = layer.out_features();
         }
-        last.forward_into_with(&view(src, m, width), out, calls)?;
+        last.forward_into_with(&matrix(filled, (m, width)), out, calls)?;
         last_activation.apply_real(out);
         Ok(())
     }
-}
-
-/// The first `m × n` values of `buffer` as a matrix, row-major.
-fn view(buffer: &[f32], m: usize, n: usize) -> ArrayView2<'_, f32> {
-    ArrayView2::from_shape((m, n), &buffer[..m * n]).expect("m·n values")
-}
-
-/// The first `m × n` values of `buffer` as a mutable matrix, row-major.
-fn view_mut(buffer: &mut [f32], m: usize, n: usize) -> ArrayViewMut2<'_, f32> {
-    ArrayViewMut2::from_shape((m, n), &mut buffer[..m * n]).expect("m·n values")
 }

@@ -25,13 +25,14 @@
 //! `f32` first (an `f64` beyond `f32` becomes ±∞), and dequantized values
 //! are computed in `f32` as (6) says and converted to the requested type.
 
-use ndarray::{Array2, ArrayBase, Data, Dimension, Ix2};
+use ndarray::{ArrayBase, ArrayView2, ArrayViewMut2, Data, DataMut, Dimension, Ix2, Zip};
 
-use crate::alloc::{try_filled, try_map};
+use crate::alloc::try_map;
 use crate::elem::QuantElem;
 use crate::error::QuantError;
 use crate::params::{QuantParams, QuantRange};
 use crate::real::Real;
+use crate::workspace::matrix_mut;
 
 /// `1.5·2^23`. Added to an `f32` of magnitude at most `2^22`, it gives a sum
 /// in `[2^23, 2^24]`, where `f32` values are the integers: the addition
@@ -212,32 +213,40 @@ where
     })
 }
 
-/// The real-in, real-out path of the layers and stacks: `x` quantized with
-/// `input` onto its range as `T`, `run` from it into an m×`n` output of
-/// `T`, that output dequantized with `output` (in `f32`, then converted
-/// to `x`'s type). The output is allocated first, so that a batch too
-/// large fails before any pass over `x`. Errors on a NaN in `x`, and as
-/// `run` does.
-pub(crate) fn through_quantized<T, S>(
+/// The real-in, real-out path of the layers and stacks: `x` quantized
+/// with `input` onto its range as `T` into `x_buf`, `run` from it into
+/// `y_buf` (m × `out.ncols()`), that dequantized with `output` into `out`
+/// (in `f32`, then converted to `out`'s type). Both buffers are sized
+/// before any pass over `x`, so that a batch too large fails first, and
+/// reused as they are when large enough. The caller has checked `x`'s
+/// columns and `out`'s shape. Errors on a NaN in `x`, and as `run` does.
+pub(crate) fn through_quantized<T, S, So>(
     x: &ArrayBase<S, Ix2>,
     (input, range): (QuantParams, QuantRange),
-    (n, output): (usize, QuantParams),
-    run: impl FnOnce(&Array2<T>, &mut Array2<T>) -> Result<(), QuantError>,
-) -> Result<Array2<S::Elem>, QuantError>
+    output: QuantParams,
+    out: &mut ArrayBase<So, Ix2>,
+    (x_buf, y_buf): (&mut Vec<T>, &mut Vec<T>),
+    run: impl FnOnce(ArrayView2<'_, T>, &mut ArrayViewMut2<'_, T>) -> Result<(), QuantError>,
+) -> Result<(), QuantError>
 where
     T: QuantElem,
     S: Data,
     S::Elem: Real,
+    So: DataMut,
+    So::Elem: Real,
 {
-    let m = x.nrows();
-    let y_q = try_filled("output", &[m, n], T::default())?;
-    let mut y_q = Array2::from_shape_vec((m, n), y_q).expect("m·n values");
-    let x_q = quantize_as::<T, _, _>(x, input, range)?;
+    let mut x_q = matrix_mut(x_buf, "quantized input", x.dim())?;
+    let mut y_q = matrix_mut(y_buf, "quantized output", out.dim())?;
     check_no_nan(x, "input")?;
-    run(&x_q, &mut y_q)?;
-    try_map("output", &y_q, |q| {
-        Real::from_f32_nearest(dequantize_value(q.to_i32(), output))
-    })
+    let quantizer = ScalarQuantizer::new(input, range);
+    Zip::from(&mut x_q)
+        .and(x)
+        .for_each(|q, &v| *q = T::from_i32_clamped(quantizer.quantize(v.to_f32_nearest())));
+    run(x_q.view(), &mut y_q)?;
+    Zip::from(out)
+        .and(&y_q)
+        .for_each(|y, &q| *y = Real::from_f32_nearest(dequantize_value(q.to_i32(), output)));
+    Ok(())
 }
 
 /// `range` must be ordered and lie within `T`.

@@ -1,14 +1,15 @@
 //! [`QuantizedSequential`]: quantized layers run one after another, their
 //! 8-bit activations passed on without leaving the quantized domain.
 
-use ndarray::{Array2, ArrayBase, Data, DataMut, Ix2, Zip};
+use ndarray::{Array2, ArrayBase, Data, DataMut, Ix2};
 
 use crate::alloc::try_filled;
 use crate::elem::{ElemKind, QuantElem};
 use crate::error::{check_inner_dim, check_out_shape, QuantError};
+use crate::linear::to_matrix;
 use crate::linear::QuantizedLinear;
 use crate::params::QuantParams;
-use crate::quantize::{check_no_nan, dequantize_value, ScalarQuantizer};
+use crate::quantize::through_quantized;
 use crate::real::Real;
 use crate::workspace::{matrix, matrix_mut, Workspace};
 
@@ -110,9 +111,8 @@ impl QuantizedSequential {
         S: Data<Elem = T>,
         T: QuantElem,
     {
-        let shape = [x.nrows(), self.out_features()];
-        let out = try_filled("output", &shape, T::default())?;
-        let mut out = Array2::from_shape_vec((shape[0], shape[1]), out).expect("m·n values");
+        let (m, n) = (x.nrows(), self.out_features());
+        let mut out = to_matrix(m, n, try_filled("output", &[m, n], T::default())?);
         self.forward_into(x, &mut out, &mut Workspace::new())?;
         Ok(out)
     }
@@ -224,9 +224,8 @@ impl QuantizedSequential {
     {
         check_inner_dim(x.ncols(), self.in_features())?;
         // Allocated first, so that a batch too large fails before any pass.
-        let shape = [x.nrows(), self.out_features()];
-        let out = try_filled("output", &shape, S::Elem::default())?;
-        let mut out = Array2::from_shape_vec((shape[0], shape[1]), out).expect("m·n values");
+        let (m, n) = (x.nrows(), self.out_features());
+        let mut out = to_matrix(m, n, try_filled("output", &[m, n], S::Elem::default())?);
         self.forward_f32_into_as::<T, S, _>(x, &mut out, &mut Workspace::new())?;
         Ok(out)
     }
@@ -271,22 +270,17 @@ impl QuantizedSequential {
     {
         let first = self.first();
         check_inner_dim(x.ncols(), first.in_features())?;
-        let (m, n) = (x.nrows(), self.out_features());
-        check_out_shape(out.shape(), (m, n))?;
-        check_no_nan(x, "input")?;
+        check_out_shape(out.shape(), (x.nrows(), self.out_features()))?;
         let [input, a, b, output] = T::buffers(workspace);
-        let quantizer = ScalarQuantizer::new(first.input_params(), first.input_range());
-        let mut x_q = matrix_mut(input, "quantized input", x.dim())?;
-        Zip::from(&mut x_q)
-            .and(x)
-            .for_each(|q, &v| *q = T::from_i32_clamped(quantizer.quantize(v.to_f32_nearest())));
-        let mut y_q = matrix_mut(output, "quantized output", (m, n))?;
-        self.run(&x_q, &mut y_q, (a, b))?;
-        let params = self.output_params();
-        Zip::from(out)
-            .and(&y_q)
-            .for_each(|y, &q| *y = Real::from_f32_nearest(dequantize_value(q.to_i32(), params)));
-        Ok(())
+        let input_params = (first.input_params(), first.input_range());
+        through_quantized(
+            x,
+            input_params,
+            self.output_params(),
+            out,
+            (input, output),
+            |x_q, y_q| self.run(&x_q, y_q, (a, b)),
+        )
     }
 
     fn first(&self) -> &QuantizedLinear {

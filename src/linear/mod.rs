@@ -539,9 +539,19 @@ impl QuantizedLinear {
         S::Elem: Real,
     {
         check_inner_dim(x.ncols(), self.in_features())?;
+        let (m, n) = (x.nrows(), self.out_features());
+        let mut out = to_matrix(m, n, try_filled("output", &[m, n], S::Elem::default())?);
         let input = (self.options.input, self.options.input_range());
-        let output = (self.out_features(), self.options.output);
-        through_quantized::<T, S>(x, input, output, |x_q, y_q| self.forward_into(x_q, y_q))
+        let buffers = (&mut Vec::new(), &mut Vec::new());
+        through_quantized::<T, S, _>(
+            x,
+            input,
+            self.options.output,
+            &mut out,
+            buffers,
+            |x_q, y_q| self.forward_into(&x_q, y_q),
+        )?;
+        Ok(out)
     }
 
     /// The same result as [`forward`](Self::forward), computed by the naive
