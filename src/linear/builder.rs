@@ -1,10 +1,7 @@
 //! [`LinearBuilder`]: every option of a [`QuantizedLinear`] named, set in
 //! any order, and validated together once, by [`LinearBuilder::build`].
 
-use std::fmt::Debug;
-use std::sync::Arc;
-
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::{quantize_bias_i32, Bias, F32Bias, Options, OutputClamp, QuantizedLinear};
 use crate::activation::FusedActivation;
@@ -17,71 +14,40 @@ use crate::real::Real;
 use crate::requant::Requantizer;
 use crate::weights::{WeightLayout, WeightParams};
 
-/// The weights a builder starts from, as the caller stores them.
+/// The weights a builder starts from.
 #[derive(Debug, Clone)]
 enum Weights<'w> {
     Int8(ArrayView2<'w, i8>),
-    /// Real weights of any [`Real`] type, read (not copied) when built.
-    Real(Arc<dyn RealWeights + 'w>),
+    /// Real weights, quantized when the builder was made: their shape as
+    /// stored, and the p×n int8 weights or why they could not be
+    /// quantized (reported by `build`, after the options' own errors).
+    Real {
+        dim: (usize, usize),
+        quantized: Result<Array2<i8>, QuantError>,
+    },
 }
 
-/// The bias a builder was given.
+/// The bias a builder was given; real values are kept converted to `f32`,
+/// the documented semantics of every real type, and quantized when built.
 #[derive(Debug, Clone)]
-enum BiasInput<'w> {
+enum BiasInput {
     Quantized(Bias),
-    /// A real bias of any [`Real`] type, quantized when built.
-    Real(Arc<dyn RealBias + 'w>),
+    Real(Array1<f32>),
+    RealWithParams(Array1<f32>, QuantParams),
 }
 
-/// A view of real weights of some [`Real`] type, as the builder keeps it.
-trait RealWeights: Debug + Send + Sync {
-    /// The shape as stored.
-    fn dim(&self) -> (usize, usize);
-
-    /// [`WeightParams::quantize`] of the weights in the p×n layout.
-    fn quantize(
-        &self,
-        params: &WeightParams,
-        layout: WeightLayout,
-    ) -> Result<Array2<i8>, QuantError>;
-}
-
-impl<F: Real> RealWeights for ArrayView2<'_, F> {
-    fn dim(&self) -> (usize, usize) {
-        ArrayView2::dim(self)
-    }
-
-    fn quantize(
-        &self,
-        params: &WeightParams,
-        layout: WeightLayout,
-    ) -> Result<Array2<i8>, QuantError> {
-        params.quantize(&in_out(self.view(), layout))
-    }
-}
-
-/// A real bias of some [`Real`] type, as the builder keeps it.
-trait RealBias: Debug + Send + Sync {
+impl BiasInput {
     /// The quantized bias of a layer of `n` outputs with input scale
     /// `input_scale` and weight scales `weight_scales` (one per output).
     fn quantize(
-        &self,
-        n: usize,
-        input_scale: f64,
-        weight_scales: &[f64],
-    ) -> Result<Bias, QuantError>;
-}
-
-impl<F: Real> RealBias for F32Bias<'_, F> {
-    fn quantize(
-        &self,
+        self,
         n: usize,
         input_scale: f64,
         weight_scales: &[f64],
     ) -> Result<Bias, QuantError> {
-        match *self {
-            F32Bias::None => Ok(Bias::None),
-            F32Bias::RealWithParams { values, params } => {
+        match self {
+            BiasInput::Quantized(bias) => Ok(bias),
+            BiasInput::RealWithParams(values, params) => {
                 super::check_len("bias", n, values.len())?;
                 params.validate()?;
                 check_no_nan(&values, "bias")?;
@@ -90,10 +56,10 @@ impl<F: Real> RealBias for F32Bias<'_, F> {
                     params,
                 })
             }
-            F32Bias::Real(values) => {
+            BiasInput::Real(values) => {
                 super::check_len("bias", n, values.len())?;
                 let scales: Vec<f64> = weight_scales.iter().map(|s_w| input_scale * s_w).collect();
-                Ok(Bias::Int32(quantize_bias_i32(values, &scales)?))
+                Ok(Bias::Int32(quantize_bias_i32(values.view(), &scales)?))
             }
         }
     }
@@ -137,7 +103,7 @@ pub struct LinearBuilder<'w> {
     weights: Weights<'w>,
     layout: WeightLayout,
     weight_params: WeightParams,
-    bias: BiasInput<'w>,
+    bias: BiasInput,
     input: Option<QuantParams>,
     output: Option<QuantParams>,
     requantizer: Requantizer,
@@ -148,16 +114,21 @@ pub struct LinearBuilder<'w> {
 }
 
 impl QuantizedLinear {
-    /// A builder from real weights stored as `layout` says, quantized with
-    /// `params` (per tensor, or one entry per output feature) when the
-    /// layer is built. The weights are read, not copied, until then. Any
-    /// [`Real`] weights: each value is converted to `f32` first.
+    /// A builder from real weights stored as `layout` says, quantized here
+    /// with `params` (per tensor, or one entry per output feature); a
+    /// problem with them is reported by [`build`](LinearBuilder::build).
+    /// Any [`Real`] weights: each value is converted to `f32` first.
     pub fn builder_f32<F: Real>(
         weights: ArrayView2<'_, F>,
         layout: WeightLayout,
         params: impl Into<WeightParams>,
     ) -> LinearBuilder<'_> {
-        LinearBuilder::new(Weights::Real(Arc::new(weights)), layout, params.into())
+        let params = params.into();
+        let weights = Weights::Real {
+            dim: weights.dim(),
+            quantized: params.quantize(&in_out(weights, layout)),
+        };
+        LinearBuilder::new(weights, layout, params)
     }
 
     /// A builder from int8 weights stored as `layout` says, with their
@@ -209,8 +180,15 @@ impl<'w> LinearBuilder<'w> {
     /// A real bias, quantized when the layer is built (replaces any bias
     /// set before). Any [`Real`] type, not necessarily the weights': each
     /// value is converted to `f32` first.
-    pub fn bias_f32<F: Real>(mut self, bias: F32Bias<'w, F>) -> Self {
-        self.bias = BiasInput::Real(Arc::new(bias));
+    pub fn bias_f32<F: Real>(mut self, bias: F32Bias<'_, F>) -> Self {
+        let to_f32 = |v: ArrayView1<'_, F>| v.mapv(F::to_f32_nearest);
+        self.bias = match bias {
+            F32Bias::None => BiasInput::Quantized(Bias::None),
+            F32Bias::Real(values) => BiasInput::Real(to_f32(values)),
+            F32Bias::RealWithParams { values, params } => {
+                BiasInput::RealWithParams(to_f32(values), params)
+            }
+        };
         self
     }
 
@@ -281,10 +259,7 @@ impl<'w> LinearBuilder<'w> {
         let n = self.out_features();
         check_size("per-column terms", &[n])?;
         let (scales, _) = self.weight_params.expand(n)?;
-        let bias = match self.bias {
-            BiasInput::Quantized(bias) => bias,
-            BiasInput::Real(bias) => bias.quantize(n, input.scale, &scales)?,
-        };
+        let bias = self.bias.quantize(n, input.scale, &scales)?;
         let options = Options {
             weight: self.weight_params,
             input,
@@ -299,10 +274,7 @@ impl<'w> LinearBuilder<'w> {
         };
         match self.weights {
             Weights::Int8(w) => QuantizedLinear::from_spec(&in_out(w, self.layout), options),
-            Weights::Real(w) => {
-                let w_q = w.quantize(&options.weight, self.layout)?;
-                QuantizedLinear::from_spec(&w_q, options)
-            }
+            Weights::Real { quantized, .. } => QuantizedLinear::from_spec(&quantized?, options),
         }
     }
 
@@ -310,7 +282,7 @@ impl<'w> LinearBuilder<'w> {
     fn out_features(&self) -> usize {
         let (rows, cols) = match &self.weights {
             Weights::Int8(w) => w.dim(),
-            Weights::Real(w) => w.dim(),
+            Weights::Real { dim, .. } => *dim,
         };
         match self.layout {
             WeightLayout::InOut => cols,

@@ -761,16 +761,15 @@ pub(crate) fn check_len(
     }
 }
 
-/// `round_half_even(f64(f32(b[j])) / scale[j])`, refusing non-finite
-/// values (as `f32`) and values outside `i32`.
-fn quantize_bias_i32<F: Real>(
-    values: ArrayView1<'_, F>,
+/// `round_half_even(f64(b[j]) / scale[j])`, refusing non-finite values
+/// and values outside `i32`.
+fn quantize_bias_i32(
+    values: ArrayView1<'_, f32>,
     scales: &[f64],
 ) -> Result<Array1<i32>, QuantError> {
     check_finite(&values, "bias")?;
     let mut out = Array1::<i32>::zeros(values.len());
     for (j, ((&b, o), &scale)) in values.iter().zip(out.iter_mut()).zip(scales).enumerate() {
-        let b = b.to_f32_nearest();
         let q = (f64::from(b) / scale).round_ties_even();
         if !(q >= f64::from(i32::MIN) && q <= f64::from(i32::MAX)) {
             return Err(QuantError::BiasOutOfRange {
