@@ -210,23 +210,11 @@ impl QuantizedSequential {
         S: Data,
         S::Elem: Real,
     {
-        match self.activation_type() {
-            ElemKind::Int8 => self.forward_f32_as::<i8, S>(x),
-            ElemKind::Uint8 => self.forward_f32_as::<u8, S>(x),
-        }
-    }
-
-    fn forward_f32_as<T, S>(&self, x: &ArrayBase<S, Ix2>) -> Result<Array2<S::Elem>, QuantError>
-    where
-        T: QuantElem,
-        S: Data,
-        S::Elem: Real,
-    {
         check_inner_dim(x.ncols(), self.in_features())?;
         // Allocated first, so that a batch too large fails before any pass.
         let (m, n) = (x.nrows(), self.out_features());
         let mut out = to_matrix(m, n, try_filled("output", &[m, n], S::Elem::default())?);
-        self.forward_f32_into_as::<T, S, _>(x, &mut out, &mut Workspace::new())?;
+        self.forward_f32_into(x, &mut out, &mut Workspace::new())?;
         Ok(out)
     }
 
